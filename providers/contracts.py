@@ -1,0 +1,52 @@
+"""What the conversation needs from speech and language engines, independent of where they run.
+
+Each interface has an in-process implementation (providers.engines) and, for the agent, a
+client of the HTTP contract that ZuckZapGo also speaks; callers cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypedDict
+
+import numpy as np
+
+
+class Message(TypedDict):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str | None
+    duration_s: float
+    speech: bool  # False when the speech check found nothing and Whisper did not run
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Synthesized audio as 16-bit samples at `rate`."""
+
+    pcm: np.ndarray
+    rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.pcm.size / self.rate
+
+
+class SpeechToText(Protocol):
+    async def transcribe(self, samples: np.ndarray, language: str | None = None) -> Transcript:
+        """16 kHz mono float32 samples -> text ("" when there is no speech)."""
+
+
+class ChatModel(Protocol):
+    async def reply(self, system: str, messages: list[Message]) -> str:
+        """The assistant's next turn, ready to be spoken."""
+
+
+class TextToSpeech(Protocol):
+    async def speak(self, text: str, voice: str | None = None, speed: float = 1.0) -> Speech:
+        """Text -> speech at the pipeline rate."""

@@ -1,0 +1,53 @@
+"""The three engines of one process, loaded once and shared by the service and the agent."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from providers.llm import OpenAIChat
+from providers.model_store import ModelError, ModelStore
+from providers.stt import WhisperSTT
+from providers.tts import PiperTTS
+from zapvoice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engines:
+    stt: WhisperSTT
+    llm: OpenAIChat
+    tts: PiperTTS
+    whisper_name: str
+
+    @classmethod
+    def load(cls, settings: Settings, download: bool | None = None) -> Engines:
+        """Resolve, fetch if allowed, load and warm every model; ModelError says what to run when one is unusable."""
+        download = settings.auto_download if download is None else download
+        store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
+        started = time.perf_counter()
+        whisper_dir = store.whisper_dir(settings.whisper_model, download)
+        voice_files = dict(store.voice_file(spec, download) for spec in settings.voices)
+        stt = _load("Whisper model", whisper_dir, lambda: WhisperSTT(whisper_dir, settings))
+        tts = _load("Piper voices", ", ".join(map(str, voice_files.values())), lambda: PiperTTS(voice_files, settings))
+        stt.warm_up()
+        tts.warm_up()
+        log.info("models ready in %.1f s: whisper %s, voices %s", time.perf_counter() - started,
+                 settings.whisper_model, ", ".join(tts.voices))
+        return cls(stt=stt, llm=OpenAIChat(settings), tts=tts, whisper_name=Path(settings.whisper_model).name)
+
+    async def aclose(self) -> None:
+        self.stt.close()
+        self.tts.close()
+        await self.llm.aclose()
+
+
+def _load(what: str, where: object, load):
+    try:
+        return load()
+    except (RuntimeError, ValueError, OSError, KeyError) as exc:
+        raise ModelError(f"cannot load the {what} from {where}: {exc}. "
+                         "Fetch it again with `zapvoice models pull --force`.") from exc

@@ -1,0 +1,253 @@
+"""The HTTP service ZuckZapGo's ai mode calls: POST /stt, /llm and /tts (CONTRACTS.md §1).
+
+Every failure is a JSON `{"error": "..."}` with a 4xx/5xx status; nothing a client sends can
+crash the process. The engines are loaded before the app is built (a missing model stops
+start-up with a message), so the app only ever serves ready engines.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from providers.contracts import Message as ChatMessage
+from providers.engines import Engines
+from providers.errors import ProviderError
+from providers.tts import MAX_SPEED, MIN_SPEED
+from zapvoice.audio import PIPELINE_RATE, AudioError, MediaType, decode_audio, wav_bytes
+from zapvoice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class LlmMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: str = Field(pattern="^(user|assistant)$")
+    content: StrictStr
+
+
+class LlmRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    system: StrictStr = ""
+    messages: list[LlmMessage] = Field(min_length=1)
+
+
+class TtsRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    text: StrictStr = Field(min_length=1)
+    voice: StrictStr | None = None
+    speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED)
+
+
+def create_app(settings: Settings, engines: Engines) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        await engines.aclose()
+
+    app = FastAPI(title="zapvoice providers", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    _add_error_handlers(app)
+    authorized = Depends(_bearer_check(settings))
+
+    @app.get("/health", summary="The process is alive")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Models are loaded and the service takes requests")
+    async def ready() -> dict:
+        return {"ready": True, "whisper": engines.whisper_name, "voices": list(engines.tts.voices),
+                "stt_jobs": engines.stt.worker.in_flight, "tts_jobs": engines.tts.worker.in_flight,
+                "tts_cache": {"entries": len(engines.tts.cache), "bytes": engines.tts.cache.bytes}}
+
+    @app.post("/stt", dependencies=[authorized], summary="Speech (WAV, FLAC, OGG, raw s16le, or multipart 'file') to text")
+    async def stt(request: Request, language: str | None = None) -> JSONResponse:
+        started = time.perf_counter()
+        body, content_type = await _audio_upload(request)
+        try:
+            samples, duration = decode_audio(body, content_type, settings.stt_max_audio_s)
+        except AudioError as exc:
+            raise ProviderError(exc.status, str(exc)) from exc
+        transcript = await engines.stt.transcribe(samples, language)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        log.info("stt %.2f s of audio -> %d chars in %.0f ms (speech=%s)", duration, len(transcript.text),
+                 elapsed_ms, transcript.speech)
+        return JSONResponse({"text": transcript.text, "language": transcript.language,
+                             "duration_s": round(duration, 3), "speech": transcript.speech,
+                             "processing_ms": elapsed_ms})
+
+    @app.post("/llm", dependencies=[authorized], summary="Conversation to the assistant's spoken reply",
+              openapi_extra=_json_body(LlmRequest))
+    async def llm(request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        body = _parse(LlmRequest, await request.body())
+        _check_llm_size(body, settings)
+        messages: list[ChatMessage] = [{"role": m.role, "content": m.content} for m in body.messages]
+        reply = await engines.llm.reply(body.system, messages)
+        log.info("llm %d messages -> %d chars in %.0f ms", len(messages), len(reply),
+                 (time.perf_counter() - started) * 1000)
+        return JSONResponse({"reply": reply})
+
+    @app.post("/tts", dependencies=[authorized], summary="Text to speech: WAV, or raw s16le 16 kHz mono",
+              openapi_extra=_json_body(TtsRequest),
+              responses={200: {"content": {"audio/wav": {}, "audio/L16": {}}}})
+    async def tts(request: Request) -> Response:
+        started = time.perf_counter()
+        raw = _wants_raw_pcm(request.headers.get("accept"))
+        body = _parse(TtsRequest, await request.body())
+        rate = PIPELINE_RATE if raw else settings.tts_sample_rate
+        hits = engines.tts.cache.hits
+        speech = await engines.tts.speak(body.text, body.voice, body.speed, rate)
+        cache = "hit" if engines.tts.cache.hits > hits else "miss"
+        headers = {"X-Cache": cache, "X-Audio-Duration": f"{speech.duration_s:.3f}"}
+        log.info("tts %d chars -> %.2f s of audio in %.1f ms (cache %s)", len(body.text), speech.duration_s,
+                 (time.perf_counter() - started) * 1000, cache)
+        if raw:
+            return Response(speech.pcm.tobytes(), media_type=f"audio/L16;rate={speech.rate};channels=1",
+                            headers=headers)
+        return Response(wav_bytes(speech.pcm, speech.rate), media_type="audio/wav", headers=headers)
+
+    return app
+
+
+# --- request handling helpers --------------------------------------------------------------
+
+
+def _bearer_check(settings: Settings):
+    expected = settings.token.get_secret_value().encode() if settings.token else None
+
+    async def check(request: Request) -> None:
+        if expected is None:
+            return
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            raise ProviderError(401, "missing bearer token: send 'Authorization: Bearer <token>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(presented.strip().encode(), expected):
+            raise ProviderError(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    return check
+
+
+async def _audio_upload(request: Request) -> tuple[bytes, str | None]:
+    """The audio bytes and their content type, from a raw body or a multipart 'file' field."""
+    content_type = request.headers.get("content-type")
+    if MediaType.parse(content_type).mime != "multipart/form-data":
+        return await request.body(), content_type
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except (ValueError, KeyError, AssertionError) as exc:
+        raise ProviderError(422, f"malformed multipart body: {exc}") from exc
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise ProviderError(422, "multipart body has no 'file' field: use curl -F file=@audio.wav")
+    return await upload.read(), upload.content_type
+
+
+def _parse(model: type[BaseModel], body: bytes):
+    """JSON whatever the content type says (curl -d sends form type), validated into `model`."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise ProviderError(422, _describe(exc)) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "json_invalid":
+            problems.append("the body is not valid JSON")
+        else:
+            problems.append(f"{where or 'body'}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def _check_llm_size(body: LlmRequest, settings: Settings) -> None:
+    if len(body.messages) > settings.llm_max_messages:
+        raise ProviderError(422, f"{len(body.messages)} messages; the limit is {settings.llm_max_messages}")
+    chars = len(body.system) + sum(len(m.content) for m in body.messages)
+    if chars > settings.llm_max_chars:
+        raise ProviderError(422, f"the conversation is {chars} characters; the limit is {settings.llm_max_chars}")
+
+
+_WAV_TYPES = {"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/*", "*/*"}
+_RAW_TYPES = {"audio/l16", "audio/pcm", "audio/raw", "application/octet-stream"}
+
+
+def _wants_raw_pcm(accept: str | None) -> bool:
+    """The first acceptable type in Accept decides; no Accept means WAV (ZuckZapGo sends audio/wav)."""
+    if not accept:
+        return False
+    for item in accept.split(","):
+        mime = MediaType.parse(item).mime
+        if mime in _WAV_TYPES:
+            return False
+        if mime in _RAW_TYPES:
+            return True
+    raise ProviderError(406, f"cannot answer with {accept!r}: accept audio/wav or audio/L16 (raw s16le 16 kHz mono)")
+
+
+def _json_body(model: type[BaseModel]) -> dict:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProviderError)
+    async def provider_error(_: Request, exc: ProviderError) -> JSONResponse:
+        if exc.status >= 500:
+            log.warning("%s", exc.message)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, _: Exception) -> JSONResponse:
+        return JSONResponse({"error": f"no route {request.url.path}: use POST /stt, /llm or /tts"}, status_code=404)
+
+    @app.exception_handler(405)
+    async def wrong_method(request: Request, _: Exception) -> JSONResponse:
+        return JSONResponse({"error": f"{request.method} is not allowed on {request.url.path}"}, status_code=405)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+
+class BodyTooLarge(ProviderError):
+    def __init__(self, max_bytes: int):
+        super().__init__(413, f"the request body is larger than {max_bytes} bytes")
+
+
+class BodyLimit:
+    """Refuses bodies over `max_bytes`: by Content-Length at once, or while a chunked body streams in."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = JSONResponse({"error": BodyTooLarge(self.max_bytes).message}, status_code=413)
+            return await response(scope, receive, send)
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, counting_receive, send)
+

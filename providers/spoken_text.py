@@ -1,0 +1,64 @@
+"""Turns an LLM's written answer into text a voice can say.
+
+Chat models answer in markdown with emoji and links; Piper would read "asterisk asterisk" or
+spell out a URL. Reasoning models (qwen3, deepseek-r1 on Ollama) also prepend a <think> block
+that must never be spoken.
+"""
+
+from __future__ import annotations
+
+import re
+
+_THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
+_CODE_BLOCK = re.compile(r"```.*?(```|$)", re.DOTALL)
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_URL = re.compile(r"(https?://|www\.)\S+", re.IGNORECASE)
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s*", re.MULTILINE)
+_QUOTE = re.compile(r"^\s{0,3}>\s?", re.MULTILINE)
+_BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+", re.MULTILINE)
+_RULE = re.compile(r"^\s*([-*_]\s*){3,}$", re.MULTILINE)
+_TABLE_RULE = re.compile(r"^[ \t]*\|[ \t:|-]*\|?[ \t]*$", re.MULTILINE)
+_TABLE_EDGES = re.compile(r"^[ \t]*\|[ \t]*|[ \t]*\|[ \t]*$", re.MULTILINE)
+_TABLE_PIPES = re.compile(r"[ \t]*\|[ \t]*")
+_EMPHASIS = re.compile(r"(\*\*|__|\*|_|~~|`)(?=\S)(.+?)(?<=\S)\1")
+_LEFTOVER_MARKS = re.compile(r"[*`#~^|<>\[\]{}\\]")
+# Emoji and pictographs, dingbats, flags, variation selectors, zero-width joiners, keycaps.
+_EMOJI = re.compile(
+    "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f1e6-\U0001f1ff\U00002b00-\U00002bff"
+    "\U0000fe00-\U0000fe0f\U0000200d\U000020e3\U0000e000-\U0000f8ff]"
+)
+_SPACES = re.compile(r"[ \t]+")
+_LINE_BREAKS = re.compile(r"\s*\n\s*")
+
+
+def strip_reasoning(text: str) -> str:
+    return _THINK.sub("", text)
+
+
+def to_spoken(text: str) -> str:
+    """Markdown, emoji and URLs out; list items and lines become sentences."""
+    text = strip_reasoning(text)
+    text = _CODE_BLOCK.sub(" ", text)
+    text = _IMAGE.sub(r"\1", text)
+    text = _LINK.sub(r"\1", text)
+    text = _URL.sub("", text)
+    text = _RULE.sub("", text)
+    text = _HEADING.sub("", text)
+    text = _QUOTE.sub("", text)
+    text = _BULLET.sub("", text)
+    text = _TABLE_RULE.sub("", text)
+    text = _TABLE_EDGES.sub("", text)
+    text = _TABLE_PIPES.sub(", ", text)
+    for _ in range(2):  # nested emphasis such as ***bold italic***
+        text = _EMPHASIS.sub(r"\2", text)
+    text = _EMOJI.sub("", text)
+    text = _LEFTOVER_MARKS.sub("", text)
+    lines = [line.strip(" ,") for line in _LINE_BREAKS.split(text)]
+    text = " ".join(_end_sentence(line) for line in lines if line)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _end_sentence(line: str) -> str:
+    """A line break in a list is a pause: make it a sentence end unless it already is."""
+    return line if line[-1] in ".!?…:;," else line + "."

@@ -1,0 +1,87 @@
+"""Speech to text with faster-whisper, tuned for short phone utterances.
+
+Defaults favour latency on a small CPU: greedy decoding, no temperature fallback, no
+timestamps and no conditioning on earlier text (each utterance stands alone). The model is
+loaded once, warmed, and shared; transcriptions run in a bounded worker off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+from providers.contracts import Transcript
+from providers.errors import ProviderError
+from providers.speech_check import check_speech
+from providers.workers import BoundedWorker
+from zapvoice.audio import PIPELINE_RATE
+from zapvoice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = frozenset(_LANGUAGE_CODES)
+_FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def normalize_language(code: str | None) -> str | None:
+    """'pt-BR' -> 'pt'; None or '' means auto-detect; an unknown code is a 422."""
+    if not code:
+        return None
+    short = code.strip().lower().replace("_", "-").split("-")[0]
+    if short not in LANGUAGES:
+        raise ProviderError(422, f"unknown language {code!r}; use a Whisper language code such as pt or en")
+    return short
+
+
+class WhisperSTT:
+    def __init__(self, model_dir: Path, settings: Settings):
+        self.settings = settings
+        self.model = WhisperModel(
+            str(model_dir),
+            device="cpu",
+            compute_type=settings.whisper_compute_type,
+            cpu_threads=settings.whisper_cpu_threads or os.cpu_count() or 1,
+            num_workers=settings.stt_concurrency,
+            local_files_only=True,
+        )
+        self.default_language = normalize_language(settings.stt_language)
+        self.worker = BoundedWorker("stt", settings.stt_concurrency, settings.stt_queue)
+
+    def warm_up(self) -> None:
+        """One decode so the first caller does not pay for lazy initialisation."""
+        quiet_noise = np.random.default_rng(0).normal(0, 0.01, PIPELINE_RATE).astype(np.float32)
+        self._decode(quiet_noise, "en")
+
+    async def transcribe(self, samples: np.ndarray, language: str | None = None) -> Transcript:
+        s = self.settings
+        language = normalize_language(language) or self.default_language
+        duration = samples.size / PIPELINE_RATE
+        span = await asyncio.to_thread(check_speech, samples, s.stt_speech_check, s.stt_silence_dbfs, s.stt_vad_threshold)
+        if span is None:
+            return Transcript("", language, duration, speech=False)
+        text, detected = await self.worker.run(lambda: self._decode(samples[span.start : span.end], language))
+        return Transcript(text, detected, duration, speech=True)
+
+    def _decode(self, samples: np.ndarray, language: str | None) -> tuple[str, str]:
+        s = self.settings
+        segments, info = self.model.transcribe(
+            samples,
+            language=language,
+            beam_size=s.stt_beam_size,
+            best_of=s.stt_beam_size,
+            temperature=_FALLBACK_TEMPERATURES if s.stt_temperature_fallback else 0.0,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            vad_filter=False,
+        )
+        text = " ".join(segment.text.strip() for segment in segments).strip()
+        return text, info.language
+
+    def close(self) -> None:
+        self.worker.shutdown()

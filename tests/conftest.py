@@ -1,0 +1,89 @@
+"""Shared fixtures: models built on the spot, a fake LLM upstream, and the real service on a free port."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from providers.engines import Engines
+from providers.service import create_app
+from tests.model_builders.piper_voice import build_sine_voice
+from tests.model_builders.whisper import build_scripted_whisper
+from tests.support.fake_llm import build_fake_llm
+from tests.support.servers import serve_in_thread
+from zapvoice.settings import Settings
+
+# The tests must not depend on the developer's environment or reach any model hub.
+for _name in [n for n in os.environ if n.startswith("ZAPVOICE_")]:
+    del os.environ[_name]
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+TOKEN = "test-token-7f3a"
+SCRIPTED_TEXT = "olá, tudo bem?"
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory) -> dict[str, Path]:
+    """A scripted Whisper (always transcribes SCRIPTED_TEXT, detects Portuguese) and two test voices."""
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "whisper": build_scripted_whisper(root / "whisper", text=SCRIPTED_TEXT, language="pt"),
+        "pt_voice": build_sine_voice(root / "voices", name="pt_BR-test-medium", espeak_voice="pt-br"),
+        "en_voice": build_sine_voice(root / "voices", name="en_US-test-medium", espeak_voice="en-us"),
+    }
+
+
+@pytest.fixture(scope="session")
+def fake_llm():
+    running = serve_in_thread(build_fake_llm(slow_s=3.0))
+    running.requests = running.server.config.app.state.requests
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def make_settings(model_files, fake_llm, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("model-cache")
+
+    def make(**overrides) -> Settings:
+        values = dict(
+            model_dir=model_dir, auto_download=False, token=TOKEN,
+            whisper_model=str(model_files["whisper"]),
+            voices=[str(model_files["pt_voice"]), str(model_files["en_voice"])],
+            llm_url=f"{fake_llm.url}/v1", llm_model="echo", llm_timeout_s=1.0,
+        )
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def make_service(make_settings):
+    """Start the real service (engines loaded through faster-whisper and Piper) with some settings changed."""
+    started = []
+
+    def make(**overrides):
+        settings = make_settings(**overrides)
+        running = serve_in_thread(create_app(settings, Engines.load(settings)))
+        running.settings = settings
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def service(make_service):
+    return make_service()
+
+
+@pytest.fixture()
+def client(service):
+    with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
+        yield http

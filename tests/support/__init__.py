@@ -1,0 +1,1 @@
+"""Helpers the tests share: servers on free ports, fake peers, test audio."""

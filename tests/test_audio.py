@@ -1,0 +1,96 @@
+"""Decoding what users upload: every WAV flavour, FLAC/OGG, raw PCM, and clear errors for the rest."""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile
+
+from zapvoice.audio import AudioError, decode_audio, peak_window_dbfs, wav_bytes
+
+RATE = 16000
+
+
+def tone(seconds: float, rate: int, channels: int = 1, hz: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    mono = 0.5 * np.sin(2 * np.pi * hz * t)
+    return np.repeat(mono[:, None], channels, axis=1) if channels > 1 else mono
+
+
+def encoded(samples: np.ndarray, rate: int, format: str = "WAV", subtype: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format=format, subtype=subtype)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("rate", "channels", "subtype"), [
+    (16000, 1, "PCM_16"), (8000, 1, "PCM_16"), (44100, 2, "PCM_24"), (48000, 2, "FLOAT"),
+    (22050, 1, "PCM_U8"), (11025, 1, "ULAW"), (32000, 2, "PCM_32"),
+])
+def test_any_wav_becomes_16k_mono(rate, channels, subtype):
+    samples, duration = decode_audio(encoded(tone(1.5, rate, channels), rate, subtype=subtype), "audio/wav", 60)
+    assert duration == pytest.approx(1.5, abs=1e-3)
+    assert samples.dtype == np.float32 and samples.ndim == 1
+    assert samples.size == pytest.approx(1.5 * RATE, abs=2)
+    assert 0.3 < np.abs(samples).max() < 0.6
+
+
+@pytest.mark.parametrize(("format", "subtype"), [("FLAC", "PCM_16"), ("OGG", "VORBIS")])
+def test_flac_and_ogg(format, subtype):
+    samples, duration = decode_audio(encoded(tone(1.0, 44100), 44100, format, subtype), "audio/ogg", 60)
+    assert duration == pytest.approx(1.0, abs=0.01)
+    assert samples.size == pytest.approx(RATE, abs=20)
+
+
+def test_container_is_sniffed_whatever_the_content_type():
+    body = encoded(tone(0.5, 8000), 8000)
+    samples, _ = decode_audio(body, "application/x-www-form-urlencoded", 60)
+    assert samples.size == RATE // 2
+
+
+def test_raw_pcm_defaults_to_16k_mono_and_honours_rate_parameter():
+    pcm = (tone(1.0, 8000) * 32767).astype("<i2").tobytes()
+    samples, duration = decode_audio(pcm, "audio/L16; rate=8000", 60)
+    assert duration == pytest.approx(1.0) and samples.size == RATE
+    _, duration16 = decode_audio(pcm, "application/octet-stream", 60)
+    assert duration16 == pytest.approx(0.5)
+
+
+def test_raw_pcm_odd_length_is_422():
+    with pytest.raises(AudioError) as caught:
+        decode_audio(b"\x00\x01\x02", "application/octet-stream", 60)
+    assert caught.value.status == 422 and "2-byte frames" in str(caught.value)
+
+
+@pytest.mark.parametrize(("body", "content_type", "status"), [
+    (b"", "audio/wav", 422),
+    (b"hello there", "text/plain", 415),
+    (b'{"text": 1}', "application/json", 415),
+    (b"not a wav file at all" * 10, "audio/wav", 422),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt garbage", "audio/wav", 422),
+])
+def test_bad_bodies(body, content_type, status):
+    with pytest.raises(AudioError) as caught:
+        decode_audio(body, content_type, 60)
+    assert caught.value.status == status
+
+
+def test_too_long_is_413_from_the_header():
+    with pytest.raises(AudioError) as caught:
+        decode_audio(encoded(tone(3.0, 8000), 8000), "audio/wav", max_seconds=2.0)
+    assert caught.value.status == 413 and "2 s" in str(caught.value)
+
+
+def test_non_finite_samples_are_made_safe():
+    data = tone(0.5, RATE).astype(np.float32)
+    data[100:200] = np.nan
+    data[300] = np.inf
+    samples, _ = decode_audio(encoded(data, RATE, subtype="FLOAT"), "audio/wav", 60)
+    assert np.isfinite(samples).all()
+
+
+def test_wav_round_trip_and_levels():
+    samples, _ = decode_audio(wav_bytes(tone(1.0, RATE), RATE), "audio/wav", 60)
+    assert peak_window_dbfs(samples) == pytest.approx(-9.0, abs=0.2)  # 0.5 amplitude sine: -6 dB peak, -9 dB RMS
+    assert peak_window_dbfs(np.zeros(RATE, np.float32)) < -150
+    assert peak_window_dbfs(np.zeros(0, np.float32)) < -150

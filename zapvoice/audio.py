@@ -1,0 +1,146 @@
+"""Audio in and out of zapvoice: decoding what users send, resampling, WAV encoding, levels.
+
+Inside zapvoice audio is float32 mono in [-1, 1] at 16 kHz (`PIPELINE_RATE`), what Whisper
+wants and what ZuckZapGo carries. Everything else is converted at the edge, here.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile
+import soxr
+
+PIPELINE_RATE = 16000
+SILENCE_DBFS = -200.0  # the level reported for digital silence
+
+# Content types whose body is headerless PCM (s16le; `rate=` and `channels=` parameters honoured).
+RAW_PCM_TYPES = {"audio/l16", "audio/pcm", "audio/raw", "application/octet-stream"}
+# Magic numbers of containers soundfile reads; a body starting with one is decoded as a file
+# whatever its content type says (clients mislabel often: curl --data-binary sends form type).
+_CONTAINER_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b".snd")
+
+
+class AudioError(ValueError):
+    """Audio a client sent that we cannot use; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class MediaType:
+    """A parsed Content-Type: `audio/L16; rate=8000` -> ("audio/l16", {"rate": "8000"})."""
+
+    mime: str
+    params: dict[str, str]
+
+    @classmethod
+    def parse(cls, header: str | None) -> MediaType:
+        parts = [p.strip() for p in (header or "").split(";")]
+        params = {}
+        for part in parts[1:]:
+            key, _, value = part.partition("=")
+            params[key.strip().lower()] = value.strip().strip('"')
+        return cls(parts[0].lower(), params)
+
+
+def decode_audio(body: bytes, content_type: str | None, max_seconds: float) -> tuple[np.ndarray, float]:
+    """Any supported upload -> (float32 mono 16 kHz samples, duration in seconds).
+
+    Raises AudioError: 415 for a content type that is not audio, 413 for audio longer than
+    `max_seconds` (checked from the header, before decoding), 422 for audio we cannot read.
+    """
+    if not body:
+        raise AudioError("the request body is empty: send the audio as the body (WAV, FLAC, OGG or raw s16le)")
+    media = MediaType.parse(content_type)
+    if body.startswith(_CONTAINER_MAGIC) or (media.mime not in RAW_PCM_TYPES and _is_audio_type(media.mime)):
+        samples, rate = _read_container(body, max_seconds)
+    elif media.mime in RAW_PCM_TYPES:
+        samples, rate = _read_raw_pcm(body, media, max_seconds)
+    else:
+        raise AudioError(
+            f"unsupported content type {content_type!r}: send audio/wav (or FLAC/OGG), "
+            "audio/L16 or application/octet-stream (raw s16le 16 kHz mono), or multipart field 'file'",
+            status=415,
+        )
+    mono = resample(samples, rate, PIPELINE_RATE)
+    return mono, samples.shape[0] / rate
+
+
+def _is_audio_type(mime: str) -> bool:
+    return mime.startswith("audio/") or mime in {"", "multipart/form-data", "application/x-www-form-urlencoded"}
+
+
+def _read_container(body: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+    try:
+        with soundfile.SoundFile(io.BytesIO(body)) as sound:
+            if sound.samplerate <= 0:
+                raise AudioError("the audio header gives no sample rate")
+            _check_length(sound.frames / sound.samplerate, max_seconds)
+            data = sound.read(dtype="float32", always_2d=True)
+            rate = sound.samplerate
+    except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        if isinstance(exc, AudioError):
+            raise
+        raise AudioError(f"cannot read the audio: {exc}") from exc
+    return _to_mono(data), rate
+
+
+def _read_raw_pcm(body: bytes, media: MediaType, max_seconds: float) -> tuple[np.ndarray, int]:
+    try:
+        rate = int(media.params.get("rate", PIPELINE_RATE))
+        channels = int(media.params.get("channels", 1))
+    except ValueError as exc:
+        raise AudioError(f"bad rate or channels parameter in the content type: {exc}") from exc
+    if not 1000 <= rate <= 384000 or not 1 <= channels <= 8:
+        raise AudioError(f"raw PCM rate {rate} Hz / {channels} channels is out of range")
+    frame_bytes = 2 * channels
+    if len(body) % frame_bytes:
+        raise AudioError(f"raw s16le PCM must be a whole number of {frame_bytes}-byte frames, got {len(body)} bytes")
+    _check_length(len(body) / frame_bytes / rate, max_seconds)
+    data = np.frombuffer(body, "<i2").reshape(-1, channels).astype(np.float32) / 32768.0
+    return _to_mono(data), rate
+
+
+def _check_length(seconds: float, max_seconds: float) -> None:
+    if seconds > max_seconds:
+        raise AudioError(f"audio is {seconds:.1f} s long; the limit is {max_seconds:g} s", status=413)
+
+
+def _to_mono(data: np.ndarray) -> np.ndarray:
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    return np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0)
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Band-limited resampling (soxr HQ); a no-op when the rates match."""
+    if from_rate == to_rate or samples.size == 0:
+        return samples.astype(np.float32, copy=False)
+    return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+
+
+def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    """A 16-bit mono WAV file of float samples."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, to_int16(samples), rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+def peak_window_dbfs(samples: np.ndarray, rate: int = PIPELINE_RATE, window_ms: int = 30) -> float:
+    """Level of the loudest `window_ms` window, in dBFS (RMS): a cheap "is anything there" test."""
+    window = max(1, rate * window_ms // 1000)
+    if samples.size < window:
+        window = max(1, samples.size)
+    usable = samples[: samples.size - samples.size % window]
+    if usable.size == 0:
+        return SILENCE_DBFS
+    power = np.mean(np.square(usable.reshape(-1, window), dtype=np.float64), axis=1)
+    return float(10 * np.log10(max(power.max(), 1e-20)))

@@ -1,0 +1,156 @@
+"""The `zapvoice` command. Every setting is also a flag (`--whisper-model`), generated from Settings."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import get_args, get_origin
+
+from pydantic import ValidationError
+
+from zapvoice.settings import Settings
+
+log = logging.getLogger("zapvoice")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings(**_overrides(args))
+    except ValidationError as exc:
+        print(f"zapvoice: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.run(settings, args)
+
+
+def serve(settings: Settings, _: argparse.Namespace) -> int:
+    import uvicorn
+
+    from providers.engines import Engines
+    from providers.model_store import ModelError
+    from providers.service import create_app
+
+    if not settings.is_loopback and settings.token is None and not settings.allow_no_auth:
+        print(f"zapvoice: refusing to serve on {settings.host} without a token. Set --token (ZAPVOICE_TOKEN) "
+              "to ZuckZapGo's callProviderToken, or pass --allow-no-auth to accept anyone.", file=sys.stderr)
+        return 2
+    try:
+        engines = Engines.load(settings)
+    except ModelError as exc:
+        print(f"zapvoice: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(create_app(settings, engines), host=settings.host, port=settings.port,
+                log_level=settings.log_level, timeout_graceful_shutdown=5)
+    return 0
+
+
+def models_pull(settings: Settings, args: argparse.Namespace) -> int:
+    from providers.model_store import ModelError, ModelStore
+
+    store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
+    if args.all:
+        entries = list(store.catalog.values())
+    else:
+        names = args.names or [settings.whisper_model, *settings.voices]
+        try:
+            entries = [store.entry(_kind_of(store, name), name) for name in names]
+        except ModelError as exc:
+            print(f"zapvoice: {exc}", file=sys.stderr)
+            return 2
+    for entry in entries:
+        try:
+            path = store.pull(entry, force=args.force)
+        except ModelError as exc:
+            print(f"zapvoice: {exc}", file=sys.stderr)
+            return 1
+        print(f"{entry.kind:8} {entry.name:24} {path}")
+    return 0
+
+
+def models_list(settings: Settings, _: argparse.Namespace) -> int:
+    from providers.model_store import ModelStore, _is_complete
+
+    store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
+    for entry in store.catalog.values():
+        here = "present" if _is_complete(entry, store.local_path(entry)) else "missing"
+        print(f"{entry.kind:8} {entry.name:24} {here:8} {entry.repo}")
+    return 0
+
+
+def show_settings(settings: Settings, args: argparse.Namespace) -> int:
+    """Every setting with its flag, environment variable and default; --markdown for the README table."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = ",".join(default) if isinstance(default, list) else ("" if default is None else default)
+        if name == "model_dir":
+            shown = "~/.cache/zapvoice"
+        rows.append((f"--{name.replace('_', '-')}", f"ZAPVOICE_{name.upper()}", str(shown), field.description or ""))
+    if args.markdown:
+        print("| flag | environment | default | meaning |\n|---|---|---|---|")
+        for flag, env, default, meaning in rows:
+            print(f"| `{flag}` | `{env}` | `{default}` | {meaning} |")
+    else:
+        for flag, env, default, meaning in rows:
+            print(f"{flag:28} {env:34} {default:28} {meaning}")
+    return 0
+
+
+def _kind_of(store, name: str) -> str:
+    return "whisper" if ("whisper", name) in store.catalog else "piper"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zapvoice", description=__doc__)
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    serve_cmd = commands.add_parser("serve", help="run the /stt, /llm and /tts service for ZuckZapGo")
+    serve_cmd.set_defaults(run=serve)
+
+    models = commands.add_parser("models", help="fetch or list models (models.txt)").add_subparsers(metavar="ACTION")
+    pull = models.add_parser("pull", help="fetch models; default: the configured Whisper model and voices")
+    pull.add_argument("names", nargs="*", help="names from models.txt")
+    pull.add_argument("--all", action="store_true", help="every model in models.txt")
+    pull.add_argument("--force", action="store_true", help="fetch again even when present")
+    pull.set_defaults(run=models_pull)
+    models.add_parser("list", help="models in models.txt and whether they are present").set_defaults(run=models_list)
+
+    shown = commands.add_parser("settings", help="list every setting, its flag, variable and default")
+    shown.add_argument("--markdown", action="store_true")
+    shown.set_defaults(run=show_settings)
+
+    for command in (serve_cmd, pull, *[p for p in models.choices.values() if p is not pull], shown):
+        _add_setting_flags(command)
+    return parser
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (also ZAPVOICE_<NAME> environment variables)")
+    for name, field in Settings.model_fields.items():
+        flags = [f"--{name.replace('_', '-')}", *(field.json_schema_extra or {}).get("cli_aliases", [])]
+        kwargs = {"dest": f"setting_{name}", "default": argparse.SUPPRESS, "help": field.description}
+        if field.annotation is bool:
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
+        elif get_origin(field.annotation) is list or list in get_args(field.annotation):
+            group.add_argument(*flags, action="append", metavar="A,B", **kwargs)
+        else:
+            group.add_argument(*flags, metavar=name.split("_")[-1].upper(), **kwargs)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """The settings given on the command line; repeated list flags are joined."""
+    values = {}
+    for key, value in vars(args).items():
+        if key.startswith("setting_"):
+            values[key.removeprefix("setting_")] = ",".join(value) if isinstance(value, list) else value
+    return values
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Every tunable of zapvoice, typed and documented in one place.
+
+Values come, lowest priority first, from the defaults below, a `.env` file, environment
+variables named `ZAPVOICE_<FIELD>` (for example `ZAPVOICE_WHISPER_MODEL=small`) and the
+command line (`--whisper-model small`; the CLI builds one flag per field from this class).
+List fields take comma-separated text in both places.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """zapvoice's configuration. Field descriptions are the user documentation (README table)."""
+
+    model_config = SettingsConfigDict(env_prefix="ZAPVOICE_", env_file=".env", extra="ignore")
+
+    # --- HTTP service -------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the HTTP service listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP service.")
+    token: SecretStr | None = Field(
+        None,
+        description="Bearer token every /stt, /llm and /tts request must carry "
+        "(ZuckZapGo's callProviderToken). Required on a non-loopback host.",
+    )
+    allow_no_auth: bool = Field(
+        False, description="Serve without a token on a non-loopback address (not recommended)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 beyond)."
+    )
+
+    # --- models on disk -------------------------------------------------------------------
+    model_dir: Path = Field(
+        Path.home() / ".cache" / "zapvoice",
+        description="Where `zapvoice models pull` stores models and where names are looked up.",
+    )
+    hub_url: str | None = Field(
+        None, description="Hugging Face endpoint to fetch models from (a mirror); empty uses huggingface.co."
+    )
+    auto_download: bool = Field(
+        True, description="`zapvoice serve` fetches missing default models on first start."
+    )
+
+    # --- speech to text (faster-whisper) ---------------------------------------------------
+    whisper_model: str = Field(
+        "base", description="Whisper model: a name from models.txt or a local CTranslate2 model folder."
+    )
+    whisper_compute_type: str = Field("int8", description="CTranslate2 compute type (int8, int8_float32, float32).")
+    whisper_cpu_threads: int = Field(
+        0, ge=0, description="Threads per transcription; 0 uses every core."
+    )
+    stt_language: str | None = Field(
+        None, description="Default language code (pt, en, ...); empty auto-detects. `?language=` overrides."
+    )
+    stt_beam_size: int = Field(1, ge=1, le=10, description="Beam size; 1 is greedy, fastest for short utterances.")
+    stt_temperature_fallback: bool = Field(
+        False, description="Retry at higher temperatures when decoding looks bad (slower, rarely helps on phone audio)."
+    )
+    stt_speech_check: Literal["silero", "energy", "off"] = Field(
+        "silero",
+        description="How /stt decides the audio holds no speech and answers \"\" without Whisper "
+        "(which hallucinates \"Obrigado.\" on silence).",
+    )
+    stt_silence_dbfs: float = Field(
+        -50.0, description="Audio whose loudest 30 ms stays below this level is silence."
+    )
+    stt_vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability threshold.")
+    stt_max_audio_s: float = Field(60.0, gt=0, description="Longest audio /stt accepts (413 beyond).")
+    stt_concurrency: int = Field(1, ge=1, description="Transcriptions run at once.")
+    stt_queue: int = Field(8, ge=0, description="Transcriptions allowed to wait; more get 503 + Retry-After.")
+
+    # --- language model (any OpenAI-compatible API) ----------------------------------------
+    llm_url: str = Field(
+        "http://localhost:11434/v1",
+        description="Base URL of an OpenAI-compatible API (Ollama, vLLM, llama.cpp server, OpenAI).",
+    )
+    llm_model: str = Field("llama3.2", description="Model name sent to the LLM API.")
+    llm_api_key: SecretStr | None = Field(None, description="API key for the LLM API, if it wants one.")
+    llm_temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
+    llm_max_tokens: int = Field(256, ge=1, description="Longest reply in tokens: replies are spoken, keep them short.")
+    llm_timeout_s: float = Field(30.0, gt=0, description="Upstream timeout; 504 beyond.")
+    llm_spoken_style: bool = Field(
+        True, description="Strip markdown, emoji, URLs and <think> blocks so the reply can be spoken."
+    )
+    llm_max_messages: int = Field(200, ge=1, description="Most messages accepted in one /llm request.")
+    llm_max_chars: int = Field(
+        50_000, ge=1, description="Most characters (system + all messages) accepted in one /llm request."
+    )
+
+    # --- text to speech (Piper) -----------------------------------------------------------
+    voices: CommaList = Field(
+        ["pt_BR-faber-medium", "en_US-lessac-medium"],
+        description="Piper voices to load: names from models.txt or paths to .onnx files. The first is the default.",
+        json_schema_extra={"cli_aliases": ["--voice"]},
+    )
+    tts_sample_rate: int = Field(
+        16000, ge=0, description="Rate of /tts audio; 16000 is what ZuckZapGo plays. 0 keeps the voice's own rate."
+    )
+    tts_max_chars: int = Field(2000, ge=1, description="Longest text /tts accepts (422 beyond).")
+    tts_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="Memory for cached speech (greetings come back instantly). 0 disables."
+    )
+    tts_concurrency: int = Field(1, ge=1, description="Syntheses run at once.")
+    tts_queue: int = Field(16, ge=0, description="Syntheses allowed to wait; more get 503 + Retry-After.")
+
+    @field_validator("voices", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("stt_language", "token", "llm_api_key", "hub_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in {"127.0.0.1", "localhost", "::1"} or self.host.startswith("127.")
