@@ -54,8 +54,8 @@ def to_spoken(text: str) -> str:
         text = _EMPHASIS.sub(r"\2", text)
     text = _EMOJI.sub("", text)
     text = _LEFTOVER_MARKS.sub("", text)
-    lines = [line.strip(" ,") for line in _LINE_BREAKS.split(text)]
-    text = " ".join(_end_sentence(line) for line in lines if line)
+    lines = [line for line in (part.strip(" ,") for part in _LINE_BREAKS.split(text)) if line]
+    text = " ".join([*map(_end_sentence, lines[:-1]), *lines[-1:]])
     return _SPACES.sub(" ", text).strip()
 
 

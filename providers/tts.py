@@ -32,6 +32,7 @@ class PiperTTS:
         self.voices = {name: PiperVoice.load(path) for name, path in voice_files.items()}
         self.default_voice = next(iter(self.voices))
         self.max_chars = settings.tts_max_chars
+        self.volume = settings.tts_volume
         self.worker = BoundedWorker("tts", settings.tts_concurrency, settings.tts_queue)
         self.cache = SpeechCache(settings.tts_cache_bytes)
 
@@ -76,7 +77,7 @@ class PiperTTS:
 
     def _synthesize(self, name: str, text: str, speed: float, rate: int) -> Speech:
         voice = self.voices[name]
-        config = SynthesisConfig(length_scale=voice.config.length_scale / speed)
+        config = SynthesisConfig(length_scale=voice.config.length_scale / speed, volume=self.volume)
         chunks = [chunk.audio_float_array for chunk in voice.synthesize(text, syn_config=config)]
         if not chunks:
             raise ProviderError(422, "the text has nothing a voice can say")

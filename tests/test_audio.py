@@ -89,6 +89,12 @@ def test_non_finite_samples_are_made_safe():
     assert np.isfinite(samples).all()
 
 
+def test_wav_of_int16_samples_is_not_rescaled():
+    pcm = np.array([0, 1000, -1000, 32767, -32768], np.int16)
+    decoded, _ = soundfile.read(io.BytesIO(wav_bytes(pcm, RATE)), dtype="int16")
+    assert np.array_equal(decoded, pcm)
+
+
 def test_wav_round_trip_and_levels():
     samples, _ = decode_audio(wav_bytes(tone(1.0, RATE), RATE), "audio/wav", 60)
     assert peak_window_dbfs(samples) == pytest.approx(-9.0, abs=0.2)  # 0.5 amplitude sine: -6 dB peak, -9 dB RMS

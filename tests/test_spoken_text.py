@@ -8,14 +8,14 @@ from providers.spoken_text import to_spoken
 @pytest.mark.parametrize(("written", "spoken"), [
     ("**Claro!** Posso _ajudar_ com isso.", "Claro! Posso ajudar com isso."),
     ("Olá! 😊👍🏽 Tudo bem?", "Olá! Tudo bem?"),
-    ("## Horários\n- Segunda: 9h\n- Terça: 10h", "Horários. Segunda: 9h. Terça: 10h."),
-    ("1. First\n2. Second", "First. Second."),
+    ("## Horários\n- Segunda: 9h\n- Terça: 10h", "Horários. Segunda: 9h. Terça: 10h"),
+    ("1. First\n2. Second", "First. Second"),
     ("See [our site](https://example.com) or https://x.io/a?b=c now.", "See our site or now."),
     ("<think>\nThe user wants a greeting.\n</think>\n\nHello!", "Hello!"),
     ("<think>never closed, all reasoning", ""),
     ("Use `pip install` then:\n```bash\nrm -rf /\n```\nDone.", "Use pip install then: Done."),
-    ("> quoted\n---\n***very*** important", "quoted. very important."),
-    ("| Dia | Hora |\n|---|:---:|\n| Seg | 9h |", "Dia, Hora. Seg, 9h."),
+    ("> quoted\n---\n***very*** important", "quoted. very important"),
+    ("| Dia | Hora |\n|---|:---:|\n| Seg | 9h |", "Dia, Hora. Seg, 9h"),
     ("Plain sentence.", "Plain sentence."),
     ("", ""),
 ])
@@ -25,4 +25,4 @@ def test_to_spoken(written, spoken):
 
 def test_keeps_portuguese_letters_and_numbers():
     assert to_spoken("Consulta às 14h30, R$ 150,00 — ação não é difícil") == \
-        "Consulta às 14h30, R$ 150,00 — ação não é difícil."
+        "Consulta às 14h30, R$ 150,00 — ação não é difícil"

@@ -128,9 +128,10 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
 
 
 def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
-    """A 16-bit mono WAV file of float samples."""
+    """A 16-bit mono WAV file of float samples in [-1, 1] or of int16 samples."""
+    pcm = samples if samples.dtype == np.int16 else to_int16(samples)
     buffer = io.BytesIO()
-    soundfile.write(buffer, to_int16(samples), rate, subtype="PCM_16", format="WAV")
+    soundfile.write(buffer, pcm, rate, subtype="PCM_16", format="WAV")
     return buffer.getvalue()
 
 

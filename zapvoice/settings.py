@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     stt_temperature_fallback: bool = Field(
         False, description="Retry at higher temperatures when decoding looks bad (slower, rarely helps on phone audio)."
     )
+    stt_max_new_tokens: int = Field(
+        128, ge=1, le=440, description="Most tokens decoded per utterance; stops runaway hallucination loops."
+    )
     stt_speech_check: Literal["silero", "energy", "off"] = Field(
         "silero",
         description="How /stt decides the audio holds no speech and answers \"\" without Whisper "
@@ -105,12 +108,47 @@ class Settings(BaseSettings):
     tts_sample_rate: int = Field(
         16000, ge=0, description="Rate of /tts audio; 16000 is what ZuckZapGo plays. 0 keeps the voice's own rate."
     )
+    tts_volume: float = Field(
+        0.8, gt=0, le=1,
+        description="Peak level of speech. Piper scales every sentence to full scale; headroom keeps resampling "
+        "and the line codec from clipping.",
+    )
     tts_max_chars: int = Field(2000, ge=1, description="Longest text /tts accepts (422 beyond).")
     tts_cache_bytes: int = Field(
         64 * 1024 * 1024, ge=0, description="Memory for cached speech (greetings come back instantly). 0 disables."
     )
     tts_concurrency: int = Field(1, ge=1, description="Syntheses run at once.")
     tts_queue: int = Field(16, ge=0, description="Syntheses allowed to wait; more get 503 + Retry-After.")
+
+    # --- turn taking (energy VAD on 20 ms sub-frames) ------------------------------------------
+    vad_start_db: float = Field(
+        12.0, gt=0, description="Speech starts this many dB above the learned noise floor."
+    )
+    vad_stop_db: float = Field(
+        7.0, gt=0, description="Speech continues while above floor + this many dB (hysteresis: below vad_start_db)."
+    )
+    vad_min_level_dbfs: float = Field(
+        -48.0, description="Nothing quieter than this is speech, however quiet the line is."
+    )
+    vad_onset_ms: int = Field(60, ge=20, description="Loud sub-frames needed in a row before speech is declared.")
+    vad_min_speech_ms: int = Field(
+        250, ge=0, description="Shorter bursts (clicks, coughs) are dropped instead of becoming a turn."
+    )
+    vad_preroll_ms: int = Field(
+        400, ge=0, description="Audio kept from before the onset, so the first syllable reaches STT."
+    )
+    vad_pause_ms: int = Field(
+        160, ge=20,
+        description="Quiet after speech that counts as a pause (speculative STT starts; also the silent tail "
+        "kept in the turn's audio). Shorter than the gaps inside words (stop consonants) is too eager.",
+    )
+    vad_end_silence_ms: int = Field(
+        600, ge=100, description="Silence after speech that ends the caller's turn."
+    )
+    vad_floor_rise_s: float = Field(
+        2.0, gt=0, description="Time constant of the noise floor rising (learned only while the caller is silent)."
+    )
+    vad_max_utterance_s: float = Field(30.0, gt=0, description="A turn is cut after this long even without a pause.")
 
     @field_validator("voices", mode="before")
     @classmethod
