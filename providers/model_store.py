@@ -56,6 +56,14 @@ class ModelStore:
         self.catalog = catalog if catalog is not None else load_catalog()
         self.hub_url = hub_url
 
+    def find(self, name: str) -> CatalogEntry:
+        """A model of either kind by name (names are unique across kinds in models.txt)."""
+        for (_, known), entry in self.catalog.items():
+            if known == name:
+                return entry
+        names = ", ".join(known for _, known in self.catalog)
+        raise ModelError(f"unknown model {name!r}: use a name from models.txt ({names})")
+
     def entry(self, kind: str, name: str) -> CatalogEntry:
         try:
             return self.catalog[kind, name]
@@ -91,28 +99,33 @@ class ModelStore:
     def pull(self, entry: CatalogEntry, force: bool = False) -> Path:
         """Fetch one model (with progress bars) unless it is already complete on disk."""
         target = self.local_path(entry)
-        if not force and _is_complete(entry, target):
+        if not force and is_complete(entry, target):
             log.info("%s %s is already in %s", entry.kind, entry.name, target)
             return target
         from huggingface_hub import hf_hub_download, snapshot_download  # imported late: slow import
         from huggingface_hub.errors import HfHubHTTPError
 
         folder = self.root / entry.kind / entry.name
+        hub_cache = self.root / ".hf-cache"  # keeps huggingface_hub's bookkeeping out of a read-only $HOME
         log.info("fetching %s %s from %s", entry.kind, entry.name, entry.repo)
         try:
             if entry.kind == "whisper":
                 snapshot_download(entry.repo, local_dir=folder, allow_patterns=_WHISPER_PATTERNS,
-                                  endpoint=self.hub_url, force_download=force)
+                                  endpoint=self.hub_url, force_download=force, cache_dir=hub_cache)
             else:
                 for name in (entry.file, entry.file + ".json"):
-                    hf_hub_download(entry.repo, name, local_dir=folder, endpoint=self.hub_url, force_download=force)
+                    hf_hub_download(entry.repo, name, local_dir=folder, endpoint=self.hub_url,
+                                    force_download=force, cache_dir=hub_cache)
         except (HfHubHTTPError, OSError, ValueError) as exc:
             raise ModelError(f"could not fetch {entry.kind} {entry.name} from {entry.repo}: {exc}") from exc
+        if not is_complete(entry, target):  # an offline hub or an odd repository "succeeds" with files missing
+            raise ModelError(f"could not fetch {entry.kind} {entry.name} from {entry.repo}: "
+                             f"{', '.join(_missing_files(entry, target))} missing after the download")
         return target
 
     def _ensure(self, entry: CatalogEntry, download: bool) -> Path:
         target = self.local_path(entry)
-        if _is_complete(entry, target):
+        if is_complete(entry, target):
             return target
         if not download:
             raise ModelError(f"{entry.kind} model {entry.name} is not in {self.root}: {self._pull_hint(entry)}")
@@ -126,10 +139,14 @@ def _looks_like_path(spec: str) -> bool:
     return "/" in spec or spec.startswith((".", "~"))
 
 
-def _is_complete(entry: CatalogEntry, target: Path) -> bool:
+def _missing_files(entry: CatalogEntry, target: Path) -> list[str]:
     if entry.kind == "whisper":
-        return all((target / name).is_file() for name in WHISPER_FILES)
-    return target.is_file() and Path(f"{target}.json").is_file()
+        return [name for name in WHISPER_FILES if not (target / name).is_file()]
+    return [path.name for path in (target, Path(f"{target}.json")) if not path.is_file()]
+
+
+def is_complete(entry: CatalogEntry, target: Path) -> bool:
+    return not _missing_files(entry, target)
 
 
 def _checked_whisper_dir(path: Path, hint: str) -> Path:

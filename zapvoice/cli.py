@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zapvoice: invalid setting: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpx2", "httpcore", "faster_whisper"):  # an INFO line per request drowns ours
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     return args.run(settings, args)
 
 
@@ -59,7 +61,7 @@ def models_pull(settings: Settings, args: argparse.Namespace) -> int:
     else:
         names = args.names or [settings.whisper_model, *settings.voices]
         try:
-            entries = [store.entry(_kind_of(store, name), name) for name in names]
+            entries = [store.find(name) for name in names]
         except ModelError as exc:
             print(f"zapvoice: {exc}", file=sys.stderr)
             return 2
@@ -74,11 +76,11 @@ def models_pull(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def models_list(settings: Settings, _: argparse.Namespace) -> int:
-    from providers.model_store import ModelStore, _is_complete
+    from providers.model_store import ModelStore, is_complete
 
     store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
     for entry in store.catalog.values():
-        here = "present" if _is_complete(entry, store.local_path(entry)) else "missing"
+        here = "present" if is_complete(entry, store.local_path(entry)) else "missing"
         print(f"{entry.kind:8} {entry.name:24} {here:8} {entry.repo}")
     return 0
 
@@ -100,10 +102,6 @@ def show_settings(settings: Settings, args: argparse.Namespace) -> int:
         for flag, env, default, meaning in rows:
             print(f"{flag:28} {env:34} {default:28} {meaning}")
     return 0
-
-
-def _kind_of(store, name: str) -> str:
-    return "whisper" if ("whisper", name) in store.catalog else "piper"
 
 
 def _parser() -> argparse.ArgumentParser:
