@@ -53,6 +53,7 @@ def create_app(settings: Settings, engines: Engines) -> FastAPI:
         await engines.aclose()
 
     app = FastAPI(title="zapvoice providers", version="0.1.0", lifespan=lifespan)
+    app.state.engines = engines
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _add_error_handlers(app)
     authorized = Depends(_bearer_check(settings))

@@ -1,0 +1,1 @@
+"""The manual-mode voice agent: turn taking, the conversation loop and its call transports."""

@@ -1,0 +1,93 @@
+"""The `zapvoice` command as a user runs it: start-up checks, messages, and a served request."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ZAPVOICE = str(Path(sys.executable).parent / "zapvoice")
+
+
+def run(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([ZAPVOICE, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_refuses_a_public_address_without_a_token(tmp_path):
+    result = run("serve", "--host", "0.0.0.0", "--model-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "without a token" in result.stderr and "--token" in result.stderr
+
+
+def test_missing_model_says_what_to_run(tmp_path):
+    result = run("serve", "--model-dir", str(tmp_path), "--no-auto-download")
+    assert result.returncode == 2
+    assert f"run `zapvoice models pull base --model-dir {tmp_path}`" in result.stderr
+
+
+def test_broken_model_stops_start_up(tmp_path, model_files):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        (broken / name).write_bytes((model_files["whisper"] / name).read_bytes())
+    (broken / "model.bin").write_bytes(b"\x00" * 1000)
+    result = run("serve", "--whisper-model", str(broken), "--voices", str(model_files["pt_voice"]))
+    assert result.returncode == 2
+    assert "cannot load the Whisper model" in result.stderr and "models pull --force" in result.stderr
+
+
+def test_invalid_setting_is_reported(tmp_path):
+    result = run("serve", "--port", "eighty")
+    assert result.returncode == 2 and "port" in result.stderr
+
+
+def test_settings_table_lists_every_setting():
+    from zapvoice.settings import Settings
+
+    table = run("settings", "--markdown").stdout
+    for name in Settings.model_fields:
+        assert f"`ZAPVOICE_{name.upper()}`" in table
+
+
+def test_serve_end_to_end_with_env_and_flags(model_files):
+    port = free_port()
+    process = subprocess.Popen(
+        [ZAPVOICE, "serve", "--whisper-model", str(model_files["whisper"]),
+         "--voice", str(model_files["pt_voice"]), "--voice", str(model_files["en_voice"]), "--token", "cli-secret"],
+        env={**os.environ, "ZAPVOICE_PORT": str(port), "ZAPVOICE_LLM_URL": "http://127.0.0.1:9/v1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "service did not become ready"
+            time.sleep(0.2)
+        assert httpx.get(f"{url}/ready").json()["voices"] == ["pt_BR-test-medium", "en_US-test-medium"]
+        answer = httpx.post(f"{url}/tts", json={"text": "Oi"}, headers={"Authorization": "Bearer cli-secret"})
+        assert answer.status_code == 200 and answer.content[:4] == b"RIFF"
+        down = httpx.post(f"{url}/llm", json={"messages": [{"role": "user", "content": "oi"}]},
+                          headers={"Authorization": "Bearer cli-secret"})
+        assert down.status_code == 502
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so supervisors see why it stopped
+    assert process.returncode in (0, -15) and "Application shutdown complete" in output, output
+    assert "cli-secret" not in output

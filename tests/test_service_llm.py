@@ -1,0 +1,108 @@
+"""POST /llm forwarding to an OpenAI-compatible upstream, and every way the upstream can fail."""
+
+import socket
+
+import httpx
+import pytest
+
+CONVERSATION = {
+    "system": "Você é a recepcionista da Clínica Sorriso. Responda em uma frase.",
+    "messages": [
+        {"role": "user", "content": "Oi"},
+        {"role": "assistant", "content": "Olá! Como posso ajudar?"},
+        {"role": "user", "content": "Quero marcar uma consulta"},
+    ],
+}
+
+
+def test_reply_is_forwarded_and_made_speakable(client, fake_llm):
+    answer = client.post("/llm", json=CONVERSATION)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"reply": "Você disse: Quero marcar uma consulta"}
+    sent = fake_llm.requests[-1]["json"]
+    assert sent["messages"][0] == {"role": "system", "content": CONVERSATION["system"]}
+    assert sent["messages"][1:] == CONVERSATION["messages"]
+    assert sent["model"] == "echo" and sent["stream"] is False
+    assert sent["max_tokens"] == 256 and sent["temperature"] == 0.7
+
+
+def test_empty_system_prompt_is_not_sent(client, fake_llm):
+    client.post("/llm", json={"messages": [{"role": "user", "content": "hi"}]})
+    assert fake_llm.requests[-1]["json"]["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_curl_without_json_content_type_still_works(client):
+    answer = client.post("/llm", content=b'{"system":"","messages":[{"role":"user","content":"oi"}]}',
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 200 and answer.json()["reply"] == "Você disse: oi"
+
+
+def test_reasoning_block_never_spoken(make_service):
+    running = make_service(llm_model="think")
+    answer = httpx.post(f"{running.url}/llm", json=CONVERSATION, headers=_auth())
+    assert answer.json() == {"reply": "Olá! Tudo bem."}
+
+
+def test_spoken_style_can_be_turned_off(make_service):
+    running = make_service(llm_spoken_style=False)
+    answer = httpx.post(f"{running.url}/llm", json=CONVERSATION, headers=_auth())
+    assert answer.json()["reply"] == "**Você disse:** Quero marcar uma consulta 😊"
+
+
+def test_api_key_goes_upstream_as_bearer(make_service, fake_llm):
+    running = make_service(llm_api_key="sk-upstream-123")
+    httpx.post(f"{running.url}/llm", json=CONVERSATION, headers=_auth())
+    assert fake_llm.requests[-1]["headers"]["authorization"] == "Bearer sk-upstream-123"
+
+
+@pytest.mark.parametrize(("model", "status", "says"), [
+    ("error", 502, "model 'x' not found"),
+    ("garbage", 502, "not an OpenAI chat completion"),
+    ("empty", 502, "not an OpenAI chat completion"),
+    ("slow", 504, "did not answer within 1 s"),
+])
+def test_upstream_failures(make_service, model, status, says):
+    running = make_service(llm_model=model)
+    answer = httpx.post(f"{running.url}/llm", json=CONVERSATION, headers=_auth(), timeout=10)
+    assert answer.status_code == status
+    assert says in answer.json()["error"]
+
+
+def test_upstream_down_is_502(make_service):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    running = make_service(llm_url=f"http://127.0.0.1:{closed_port}/v1")
+    answer = httpx.post(f"{running.url}/llm", json=CONVERSATION, headers=_auth())
+    assert answer.status_code == 502
+    assert "cannot reach the LLM" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (b"not json", "not valid JSON"),
+    (b"[]", "body"),
+    (b'{"system": "x"}', "messages: Field required"),
+    (b'{"messages": []}', "messages"),
+    (b'{"messages": [{"role": "system", "content": "x"}]}', "messages.0.role"),
+    (b'{"messages": [{"role": "user", "content": 42}]}', "messages.0.content"),
+    (b'{"messages": [{"role": "user"}]}', "messages.0.content"),
+    (b'{"system": 7, "messages": [{"role": "user", "content": "x"}]}', "system"),
+])
+def test_invalid_bodies_are_422(client, body, says):
+    answer = client.post("/llm", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422
+    assert says in answer.json()["error"]
+
+
+def test_size_limits_are_422(client, service):
+    many = {"messages": [{"role": "user", "content": "x"}] * (service.settings.llm_max_messages + 1)}
+    answer = client.post("/llm", json=many)
+    assert answer.status_code == 422 and "messages; the limit" in answer.json()["error"]
+    long = {"messages": [{"role": "user", "content": "x" * (service.settings.llm_max_chars + 1)}]}
+    answer = client.post("/llm", json=long)
+    assert answer.status_code == 422 and "characters; the limit" in answer.json()["error"]
+
+
+def _auth() -> dict:
+    from tests.conftest import TOKEN
+    return {"Authorization": f"Bearer {TOKEN}"}
