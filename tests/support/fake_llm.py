@@ -7,6 +7,7 @@ The `model` field of the request picks the behaviour, so one server covers every
   error    HTTP 500 with an OpenAI-style error body
   garbage  HTTP 200 with an HTML page
   empty    HTTP 200 with no choices
+  delay-N  echo after N milliseconds (an upstream with a realistic answer time)
 Every request is recorded (headers and JSON) for the tests to inspect.
 """
 
@@ -33,6 +34,8 @@ def build_fake_llm(slow_s: float = 3.0) -> Starlette:
         requests.append({"headers": dict(request.headers), "json": body})
         model = body.get("model")
         last = body["messages"][-1]["content"]
+        if model.startswith("delay-"):
+            await asyncio.sleep(int(model.removeprefix("delay-")) / 1000)
         if model == "slow":
             await asyncio.sleep(slow_s)
             return JSONResponse(completion("late"))
