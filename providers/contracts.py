@@ -31,6 +31,7 @@ class Speech:
 
     pcm: np.ndarray
     rate: int
+    from_cache: bool = False
 
     @property
     def duration_s(self) -> float:

@@ -104,9 +104,8 @@ def create_app(settings: Settings, engines: Engines) -> FastAPI:
         raw = _wants_raw_pcm(request.headers.get("accept"))
         body = _parse(TtsRequest, await request.body())
         rate = PIPELINE_RATE if raw else settings.tts_sample_rate
-        hits = engines.tts.cache.hits
         speech = await engines.tts.speak(body.text, body.voice, body.speed, rate)
-        cache = "hit" if engines.tts.cache.hits > hits else "miss"
+        cache = "hit" if speech.from_cache else "miss"
         headers = {"X-Cache": cache, "X-Audio-Duration": f"{speech.duration_s:.3f}"}
         log.info("tts %d chars -> %.2f s of audio in %.1f ms (cache %s)", len(body.text), speech.duration_s,
                  (time.perf_counter() - started) * 1000, cache)

@@ -7,6 +7,7 @@ service open a file. Synthesis runs in a bounded worker off the event loop.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,7 @@ class PiperTTS:
         key = (name, speed, rate, spoken)
         cached = self.cache.get(key)
         if cached is not None:
-            return cached
+            return replace(cached, from_cache=True)
         speech = await self.worker.run(lambda: self._synthesize(name, spoken, speed, rate))
         self.cache.put(key, speech)
         return speech
