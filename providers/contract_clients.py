@@ -1,0 +1,99 @@
+"""Clients of the provider HTTP contract (CONTRACTS.md §1): the same interfaces as the engines in process.
+
+With them the agent can run against any zapvoice service, or any provider that speaks the contract
+ZuckZapGo's ai mode uses: STT takes a WAV and answers {"text"}, LLM takes {"system", "messages"} and
+answers {"reply"}, TTS takes {"text"} and answers a WAV (any rate) or raw s16le 16 kHz mono PCM.
+"""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+
+from providers.contracts import Message, Speech, Transcript
+from providers.errors import ProviderError
+from zapvoice.audio import PIPELINE_RATE, decode_audio, to_int16, wav_bytes
+
+_MAX_SPEECH_S = 600.0  # a TTS answer longer than ten minutes is a broken provider
+
+
+class ContractClient:
+    """One provider URL, with its bearer token, a pooled connection and failures as ProviderError."""
+
+    def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0,
+                 client: httpx.AsyncClient | None = None):
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.timeout_s = timeout_s
+        self.client = client or httpx.AsyncClient(timeout=timeout_s)
+
+    async def _post(self, **request) -> httpx.Response:
+        headers = {**self.headers, **request.pop("headers", {})}
+        try:
+            response = await self.client.post(self.url, headers=headers, **request)
+        except httpx.TimeoutException as exc:
+            raise ProviderError(504, f"{self.url} did not answer within {self.timeout_s:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise ProviderError(502, f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from exc
+        if not response.is_success:
+            raise ProviderError(502, f"{self.url} answered HTTP {response.status_code}: {_error_text(response)}")
+        return response
+
+    def _field(self, response: httpx.Response, name: str) -> str:
+        try:
+            value = response.json()[name]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProviderError(502, f"{self.url} answered without a {name!r} field: {response.text[:200]!r}") from exc
+        if not isinstance(value, str):
+            raise ProviderError(502, f"{self.url} answered a {name!r} that is not text")
+        return value
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class ContractSTT(ContractClient):
+    async def transcribe(self, samples: np.ndarray, language: str | None = None) -> Transcript:
+        response = await self._post(content=wav_bytes(samples, PIPELINE_RATE),
+                                    params={"language": language} if language else None,
+                                    headers={"Content-Type": "audio/wav"})
+        text = self._field(response, "text")
+        body = response.json()
+        detected = body.get("language") if isinstance(body.get("language"), str) else language
+        return Transcript(text, detected, samples.size / PIPELINE_RATE, speech=bool(text))
+
+
+class ContractChat(ContractClient):
+    async def reply(self, system: str, messages: list[Message]) -> str:
+        response = await self._post(json={"system": system, "messages": list(messages)})
+        return self._field(response, "reply")
+
+
+class ContractTTS(ContractClient):
+    async def speak(self, text: str, voice: str | None = None, speed: float = 1.0) -> Speech:
+        body: dict = {"text": text}
+        if voice:  # only zapvoice knows these fields; plain contract providers get plain requests
+            body["voice"] = voice
+        if speed != 1.0:
+            body["speed"] = speed
+        response = await self._post(json=body, headers={"Accept": "audio/wav"})
+        audio = response.content
+        if audio[:4] == b"RIFF":
+            try:
+                samples, _ = decode_audio(audio, "audio/wav", _MAX_SPEECH_S)
+            except ValueError as exc:
+                raise ProviderError(502, f"{self.url} answered an unreadable WAV: {exc}") from exc
+            pcm = to_int16(samples)
+        else:  # the contract: anything else is raw s16le 16 kHz mono
+            pcm = np.frombuffer(audio[: len(audio) - len(audio) % 2], "<i2")
+        if pcm.size == 0:
+            raise ProviderError(502, f"{self.url} answered no audio")
+        return Speech(pcm, PIPELINE_RATE)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("error", body) if isinstance(body, dict) else body)[:200]
