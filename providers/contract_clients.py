@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 
 from providers.contracts import Message, Speech, Transcript
-from providers.errors import ProviderError
+from providers.errors import ProviderError, upstream_error_text
 from zapvoice.audio import PIPELINE_RATE, decode_audio, to_int16, wav_bytes
 
 _MAX_SPEECH_S = 600.0  # a TTS answer longer than ten minutes is a broken provider
@@ -36,7 +36,7 @@ class ContractClient:
         except httpx.HTTPError as exc:
             raise ProviderError(502, f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from exc
         if not response.is_success:
-            raise ProviderError(502, f"{self.url} answered HTTP {response.status_code}: {_error_text(response)}")
+            raise ProviderError(502, f"{self.url} answered HTTP {response.status_code}: {upstream_error_text(response)}")
         return response
 
     def _field(self, response: httpx.Response, name: str) -> str:
@@ -90,10 +90,3 @@ class ContractTTS(ContractClient):
             raise ProviderError(502, f"{self.url} answered no audio")
         return Speech(pcm, PIPELINE_RATE)
 
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    return str(body.get("error", body) if isinstance(body, dict) else body)[:200]

@@ -6,13 +6,12 @@ give: unreachable -> 502, too slow -> 504, an error answer -> 502 carrying its m
 
 from __future__ import annotations
 
-import json
 import logging
 
 import httpx
 
 from providers.contracts import Message
-from providers.errors import ProviderError
+from providers.errors import ProviderError, upstream_error_text
 from providers.spoken_text import strip_reasoning, to_spoken
 from zapvoice.settings import Settings
 
@@ -48,7 +47,7 @@ class OpenAIChat:
             raise ProviderError(502, f"cannot reach the LLM at {self.settings.llm_url}: "
                                      f"{type(exc).__name__}: {exc}") from exc
         if not response.is_success:
-            raise ProviderError(502, f"the LLM answered HTTP {response.status_code}: {_upstream_message(response)}")
+            raise ProviderError(502, f"the LLM answered HTTP {response.status_code}: {upstream_error_text(response)}")
         try:
             content = response.json()["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -61,14 +60,3 @@ class OpenAIChat:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-
-def _upstream_message(response: httpx.Response) -> str:
-    """The error text an OpenAI-style API put in its body, else the start of the body."""
-    try:
-        body = response.json()
-    except json.JSONDecodeError:
-        return response.text[:300] or response.reason_phrase
-    error = body.get("error", body) if isinstance(body, dict) else body
-    if isinstance(error, dict):
-        error = error.get("message") or error
-    return str(error)[:300]
