@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from providers.contracts import Message as ChatMessage
@@ -141,10 +142,7 @@ async def _audio_upload(request: Request) -> tuple[bytes, str | None]:
     content_type = request.headers.get("content-type")
     if MediaType.parse(content_type).mime != "multipart/form-data":
         return await request.body(), content_type
-    try:
-        form = await request.form(max_files=1, max_fields=10)
-    except (ValueError, KeyError, AssertionError) as exc:
-        raise ProviderError(422, f"malformed multipart body: {exc}") from exc
+    form = await request.form(max_files=1, max_fields=10)  # malformed: Starlette's 400, answered as JSON below
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise ProviderError(422, "multipart body has no 'file' field: use curl -F file=@audio.wav")
@@ -206,13 +204,12 @@ def _add_error_handlers(app: FastAPI) -> None:
             log.warning("%s", exc.message)
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
-    @app.exception_handler(404)
-    async def not_found(request: Request, _: Exception) -> JSONResponse:
-        return JSONResponse({"error": f"no route {request.url.path}: use POST /stt, /llm or /tts"}, status_code=404)
-
-    @app.exception_handler(405)
-    async def wrong_method(request: Request, _: Exception) -> JSONResponse:
-        return JSONResponse({"error": f"{request.method} is not allowed on {request.url.path}"}, status_code=405)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own refusals (unknown route, wrong method, malformed multipart) in our error shape."""
+        message = {404: f"no route {request.url.path}: use POST /stt, /llm or /tts",
+                   405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -105,6 +105,11 @@ def test_multipart_without_file_field(client):
     assert answer.status_code == 422 and "'file'" in answer.json()["error"]
 
 
+def test_malformed_multipart_is_a_json_400(client):
+    answer = client.post("/stt", content=b"abc", headers={"Content-Type": "multipart/form-data"})
+    assert answer.status_code == 400 and "boundary" in answer.json()["error"]
+
+
 def test_audio_longer_than_the_limit_is_413(client, service):
     too_long = np.zeros(int((service.settings.stt_max_audio_s + 1) * 8000), np.float32)
     answer = client.post("/stt", content=wav_bytes(too_long, 8000), headers={"Content-Type": "audio/wav"})
