@@ -72,7 +72,8 @@ def decode_audio(body: bytes, content_type: str | None, max_seconds: float) -> t
 
 
 def _is_audio_type(mime: str) -> bool:
-    return mime.startswith("audio/") or mime in {"", "multipart/form-data", "application/x-www-form-urlencoded"}
+    """Audio, unlabelled, or what `curl --data-binary` labels it: worth handing to soundfile."""
+    return mime.startswith("audio/") or mime in {"", "application/x-www-form-urlencoded"}
 
 
 def _read_container(body: bytes, max_seconds: float) -> tuple[np.ndarray, int]:

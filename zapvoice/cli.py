@@ -123,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument("--markdown", action="store_true")
     shown.set_defaults(run=show_settings)
 
-    for command in (serve_cmd, pull, *[p for p in models.choices.values() if p is not pull], shown):
+    for command in (serve_cmd, *models.choices.values(), shown):
         _add_setting_flags(command)
     return parser
 
