@@ -60,7 +60,8 @@ class ContractSTT(ContractClient):
         text = self._field(response, "text")
         body = response.json()
         detected = body.get("language") if isinstance(body.get("language"), str) else language
-        return Transcript(text, detected, samples.size / PIPELINE_RATE, speech=bool(text))
+        speech = body.get("speech") if isinstance(body.get("speech"), bool) else bool(text)  # zapvoice says; others: guess
+        return Transcript(text, detected, samples.size / PIPELINE_RATE, speech=speech)
 
 
 class ContractChat(ContractClient):

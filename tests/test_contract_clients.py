@@ -30,7 +30,9 @@ CHAT = ("", [{"role": "user", "content": "x"}])
 
 def test_stt_chat_and_tts_through_the_service(service):
     transcript = call(ContractSTT(f"{service.url}/stt", TOKEN), "transcribe", speak("Olá, tudo bem?"), "pt")
-    assert (transcript.text, transcript.language) == (SCRIPTED_TEXT, "pt")
+    assert (transcript.text, transcript.language, transcript.speech) == (SCRIPTED_TEXT, "pt", True)
+    silence = call(ContractSTT(f"{service.url}/stt", TOKEN), "transcribe", np.zeros(16000, np.float32))
+    assert (silence.text, silence.speech) == ("", False)
     reply = call(ContractChat(f"{service.url}/llm", TOKEN), "reply", "Seja breve.", [{"role": "user", "content": "oi"}])
     assert reply == "Você disse: oi"
     speech = call(ContractTTS(f"{service.url}/tts", TOKEN), "speak", "Olá!", voice="en", speed=1.5)
