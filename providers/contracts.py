@@ -7,7 +7,7 @@ client of the HTTP contract that ZuckZapGo also speaks; callers cannot tell them
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypedDict
+from typing import AsyncIterator, Literal, Protocol, TypedDict
 
 import numpy as np
 
@@ -43,9 +43,19 @@ class SpeechToText(Protocol):
         """16 kHz mono float32 samples -> text ("" when there is no speech)."""
 
 
+@dataclass(frozen=True)
+class EndCall:
+    """The model asked to hang up (it called the end_call tool); comes after the reply's text."""
+
+
 class ChatModel(Protocol):
     async def reply(self, system: str, messages: list[Message]) -> str:
         """The assistant's next turn, ready to be spoken."""
+
+    def stream(self, system: str, messages: list[Message], end_call_tool: bool = False) -> AsyncIterator[str | EndCall]:
+        """The next turn as it is generated: raw text pieces (reasoning blocks already removed,
+        not yet made speakable), then EndCall if `end_call_tool` was offered and the model
+        called it. Closing the iterator early stops the generation upstream."""
 
 
 class TextToSpeech(Protocol):

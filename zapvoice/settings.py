@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     # --- language model (any OpenAI-compatible API) ----------------------------------------
     llm_url: str = Field(
         "http://localhost:11434/v1",
-        description="Base URL of an OpenAI-compatible API (Ollama, vLLM, llama.cpp server, OpenAI).",
+        description="Base URL of an OpenAI-compatible API (Ollama, vLLM, llama.cpp server, OpenAI). The agent "
+        "also takes a provider's /llm URL (see llm_api).",
     )
     llm_model: str = Field("llama3.2", description="Model name sent to the LLM API.")
     llm_api_key: SecretStr | None = Field(None, description="API key for the LLM API, if it wants one.")
@@ -150,17 +151,113 @@ class Settings(BaseSettings):
     )
     vad_max_utterance_s: float = Field(30.0, gt=0, description="A turn is cut after this long even without a pause.")
 
-    @field_validator("voices", mode="before")
+    # --- the voice agent: where its engines run ---------------------------------------------
+    stt_url: str | None = Field(
+        None, description="Agent: a provider's /stt URL (HTTP contract) instead of Whisper in process."
+    )
+    tts_url: str | None = Field(
+        None, description="Agent: a provider's /tts URL (HTTP contract) instead of Piper in process."
+    )
+    llm_api: Literal["auto", "openai", "contract"] = Field(
+        "auto",
+        description="What --llm-url is: an OpenAI-compatible base URL (streams token by token) or a provider's "
+        "/llm URL (HTTP contract, whole replies). auto: contract when the URL ends in /llm.",
+    )
+    provider_token: SecretStr | None = Field(
+        None, description="Agent: bearer token sent to the --stt-url, --tts-url and contract --llm-url providers."
+    )
+    provider_timeout_s: float = Field(30.0, gt=0, description="Agent: timeout of one request to a remote provider.")
+
+    # --- the voice agent: the conversation ------------------------------------------------------
+    agent_system_prompt: str = Field(
+        "You are the friendly phone assistant of a small business. You are talking on a phone call: "
+        "answer in the caller's language (Portuguese or English) in one or two short, natural sentences, "
+        "with no lists, markdown or emoji. When the caller says goodbye or has nothing more to ask, say a "
+        "short goodbye and call the end_call function. Caller: {caller}.",
+        description="System prompt of the agent. {caller}, {called}, {call_id} and {direction} are filled in.",
+    )
+    agent_greeting: str = Field(
+        "Olá! Como posso ajudar?", description="Said when a call connects (synthesized once, then cached)."
+    )
+    agent_idle_prompt: str = Field("Você ainda está aí?", description="Said once when the caller stays silent.")
+    agent_idle_prompt_s: float = Field(
+        8.0, gt=0, description="Silence after the bot's last word before the idle prompt."
+    )
+    agent_idle_hangup_s: float = Field(
+        6.0, gt=0, description="Silence after the idle prompt before the farewell and hangup."
+    )
+    agent_farewell: str = Field(
+        "Obrigado pela ligação. Tchau!", description="Said before zapvoice hangs up on an idle or too long call."
+    )
+    agent_error_reply: str = Field(
+        "Desculpe, não consegui responder agora. Pode repetir?",
+        description="Said when transcription or the LLM fails for a turn; the call goes on.",
+    )
+    agent_goodbye_phrases: CommaList = Field(
+        ["tchau", "até logo", "até mais", "goodbye", "bye"],
+        description="A reply whose last sentence says one of these ends the call once it has been heard "
+        "(for LLMs without tools). Empty disables.",
+    )
+    agent_end_call_tool: bool = Field(
+        True, description="Offer the LLM an end_call tool (OpenAI tools API); dropped if the model refuses tools."
+    )
+    agent_max_call_s: float = Field(600.0, gt=0, description="Longest call; then the farewell and a hangup.")
+    agent_speculative_stt: bool = Field(
+        True,
+        description="Transcribe as soon as the caller pauses (vad_pause_ms) instead of at the end of the turn; "
+        "the result is dropped if they go on talking.",
+    )
+    barge_in: bool = Field(True, description="The caller can interrupt the bot by talking.")
+    barge_in_min_ms: int = Field(
+        200, ge=20,
+        description="Caller speech needed to interrupt the bot. Output pauses at the onset and resumes if the "
+        "sound stops sooner (a cough, a click, the bot's own echo).",
+    )
+    agent_max_calls: int = Field(20, ge=1, description="Calls handled at once; more are declined.")
+    agent_record_dir: Path | None = Field(
+        Path("calls"),
+        description="Folder of the per-call JSON-lines records (transcript and turn timings). Empty disables.",
+    )
+
+    # --- the ZuckZapGo transport (manual mode) ---------------------------------------------
+    zuckzapgo_url: str | None = Field(None, description="Base URL of the ZuckZapGo instance (http://host:8080).")
+    zuckzapgo_token: SecretStr | None = Field(None, description="The ZuckZapGo instance token (never logged).")
+    zuckzapgo_poll_s: float = Field(
+        1.0, gt=0, description="Interval of GET /call/status polls (ringing calls and remote hangups)."
+    )
+    zuckzapgo_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Enables the v1.call.offer webhook route /zuckzapgo/webhook?secret=...; requests without "
+        "this secret get 401.",
+    )
+    zuckzapgo_lead_frames: int = Field(
+        2, ge=1, le=10,
+        description="60 ms frames sent ahead of real time. The engine cannot take queued audio back, so this "
+        "bounds how late the bot stops when interrupted.",
+    )
+    zuckzapgo_retry_max_s: float = Field(
+        30.0, gt=0, description="Longest wait between attempts while ZuckZapGo is unreachable."
+    )
+
+    @field_validator("voices", "agent_goodbye_phrases", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("stt_language", "token", "llm_api_key", "hub_url", mode="before")
+    @field_validator("stt_language", "token", "llm_api_key", "hub_url", "stt_url", "tts_url", "provider_token",
+                     "agent_record_dir", "zuckzapgo_url", "zuckzapgo_token", "zuckzapgo_webhook_secret", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @property
+    def llm_is_contract(self) -> bool:
+        """Whether llm_url is a provider's /llm (HTTP contract) rather than an OpenAI-compatible base."""
+        if self.llm_api == "auto":
+            return self.llm_url.rstrip("/").endswith("/llm")
+        return self.llm_api == "contract"
 
     @property
     def is_loopback(self) -> bool:
