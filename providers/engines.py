@@ -26,15 +26,9 @@ class Engines:
     @classmethod
     def load(cls, settings: Settings, download: bool | None = None) -> Engines:
         """Resolve, fetch if allowed, load and warm every model; ModelError says what to run when one is unusable."""
-        download = settings.auto_download if download is None else download
-        store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
         started = time.perf_counter()
-        whisper_dir = store.whisper_dir(settings.whisper_model, download)
-        voice_files = dict(store.voice_file(spec, download) for spec in settings.voices)
-        stt = _load("Whisper model", whisper_dir, lambda: WhisperSTT(whisper_dir, settings))
-        tts = _load("Piper voices", ", ".join(map(str, voice_files.values())), lambda: PiperTTS(voice_files, settings))
-        stt.warm_up()
-        tts.warm_up()
+        stt = load_whisper(settings, download)
+        tts = load_voices(settings, download)
         log.info("models ready in %.1f s: whisper %s, voices %s", time.perf_counter() - started,
                  settings.whisper_model, ", ".join(tts.voices))
         return cls(stt=stt, llm=OpenAIChat(settings), tts=tts, whisper_name=Path(settings.whisper_model).name)
@@ -43,6 +37,25 @@ class Engines:
         self.stt.close()
         self.tts.close()
         await self.llm.aclose()
+
+
+def load_whisper(settings: Settings, download: bool | None = None) -> WhisperSTT:
+    """The configured Whisper model, fetched if allowed, loaded and warmed."""
+    store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
+    whisper_dir = store.whisper_dir(settings.whisper_model, settings.auto_download if download is None else download)
+    stt = _load("Whisper model", whisper_dir, lambda: WhisperSTT(whisper_dir, settings))
+    stt.warm_up()
+    return stt
+
+
+def load_voices(settings: Settings, download: bool | None = None) -> PiperTTS:
+    """The configured Piper voices, fetched if allowed, loaded and warmed."""
+    store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
+    download = settings.auto_download if download is None else download
+    voice_files = dict(store.voice_file(spec, download) for spec in settings.voices)
+    tts = _load("Piper voices", ", ".join(map(str, voice_files.values())), lambda: PiperTTS(voice_files, settings))
+    tts.warm_up()
+    return tts
 
 
 def _load(what: str, where: object, load):

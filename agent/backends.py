@@ -1,0 +1,53 @@
+"""The agent's speech and language engines: loaded in this process, or reached over HTTP.
+
+Each of STT, LLM and TTS is chosen on its own: `--stt-url`/`--tts-url` point at a provider
+speaking the HTTP contract (a zapvoice service, or anything ZuckZapGo's ai mode could use);
+without them the models load here, once, shared by every call. The LLM is always remote:
+an OpenAI-compatible API (streamed) or a contract /llm URL (whole replies).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from providers.contract_clients import ContractChat, ContractSTT, ContractTTS
+from providers.contracts import ChatModel, SpeechToText, TextToSpeech
+from providers.engines import load_voices, load_whisper
+from providers.llm import OpenAIChat
+from zapvoice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Backends:
+    stt: SpeechToText
+    llm: ChatModel
+    tts: TextToSpeech
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Backends:
+        """Load or connect each engine; raises ModelError when a local model is unusable."""
+        token = settings.provider_token.get_secret_value() if settings.provider_token else None
+        timeout = settings.provider_timeout_s
+        stt = ContractSTT(settings.stt_url, token, timeout) if settings.stt_url else load_whisper(settings)
+        tts = ContractTTS(settings.tts_url, token, timeout) if settings.tts_url else load_voices(settings)
+        llm = ContractChat(settings.llm_url, token, timeout) if settings.llm_is_contract else OpenAIChat(settings)
+        log.info("agent engines: stt %s, llm %s, tts %s", settings.stt_url or f"whisper {settings.whisper_model}",
+                 settings.llm_url, settings.tts_url or ", ".join(settings.voices))
+        return cls(stt, llm, tts)
+
+    async def warm_phrases(self, settings: Settings) -> None:
+        """Synthesize the fixed phrases once so every call gets them from the cache."""
+        for text in (settings.agent_greeting, settings.agent_idle_prompt, settings.agent_farewell,
+                     settings.agent_error_reply):
+            if text:
+                await self.tts.speak(text)
+
+    async def aclose(self) -> None:
+        for engine in (self.stt, self.llm, self.tts):  # clients close a connection pool, models a worker pool
+            if hasattr(engine, "aclose"):
+                await engine.aclose()
+            else:
+                engine.close()

@@ -1,0 +1,396 @@
+"""One phone call's conversation: turn taking, the STT → LLM → TTS pipeline, barge-in and call end.
+
+The transport feeds the caller's audio to `hear()` and gives a `CallLine` to talk back on;
+`run()` greets, then answers every turn until the call ends. A bot turn ("reply") is one task:
+
+    transcribe ─ stream the LLM ─ cut sentences ─ synthesize sentence n+1 while n plays ─ drain
+
+Replies start speaking after the first sentence, not the whole answer. When the caller pauses
+the transcription starts early (speculative STT) and is thrown away if they go on. When the
+caller talks over the bot, output pauses at the onset; if the speech lasts barge_in_min_ms
+the reply is cancelled and only what the caller heard goes into the history, marked as
+interrupted; if it was a cough or a click, output resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agent.backends import Backends
+from agent.call_record import CallRecord, TurnTimes
+from agent.clock import Clock, MonotonicClock
+from agent.line import CallInfo, CallLine
+from agent.playout import Playout
+from agent.sentences import SentenceSplitter, WholeText
+from agent.vad import EnergyVAD, NoiseDropped, PauseStarted, SpeechResumed, SpeechStarted, TurnEnded, VadEvent
+from providers.contracts import EndCall, Message, Speech, Transcript
+from providers.errors import ProviderError
+from providers.spoken_text import to_spoken
+from zapvoice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = " [interrupted by the caller]"
+WATCH_S = 0.1  # how often the idle and call-length timers are checked
+
+
+@dataclass(eq=False)
+class _Reply:
+    """One bot turn: what it answers, what it queued for playout, and its timings."""
+
+    user: str = ""
+    interruptible: bool = True
+    times: TurnTimes | None = None
+    sentences: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end) in the playout stream
+    hang_up_after: str | None = None  # why the call ends once this reply has been heard
+    task: asyncio.Task | None = None
+    finished: bool = False
+
+
+class Conversation:
+    def __init__(self, line: CallLine, backends: Backends, settings: Settings, info: CallInfo,
+                 clock: Clock | None = None):
+        self.settings = settings
+        self.info = info
+        self.line = line
+        self.backends = backends
+        self.clock = clock or MonotonicClock()
+        self.record = CallRecord(info, settings.agent_record_dir)
+        self.vad = EnergyVAD(settings)
+        self.playout = Playout(line.send, self.clock, line.frame_samples, line.lead_frames)
+        self.system = settings.agent_system_prompt.format_map(_Blank(info.prompt_fields()))
+        self.history: list[Message] = []
+        self.end_reason: str | None = None
+        self._done = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._reply: _Reply | None = None
+        self._speculative: tuple[np.ndarray, asyncio.Task] | None = None
+        self._untranscribed: np.ndarray | None = None  # a turn whose reply was cancelled before STT finished
+        self._interrupting = False  # output paused at a caller onset; barge-in not confirmed yet
+        self._ignoring = False  # the current utterance talks over a reply that cannot be interrupted
+        self._closing = False  # the farewell is under way
+        self._idle_prompted = False
+        self._voice: str | None = None  # the caller's language, to pick the voice
+        self._started_at = self.clock.now()
+        self._quiet_since = self._started_at
+        self._goodbye = [re.compile(rf"\b{re.escape(p.lower())}\b") for p in settings.agent_goodbye_phrases]
+
+    # --- what the transport calls ------------------------------------------------------------
+
+    async def run(self) -> str:
+        """Greet, converse, and return why the call ended. Cancels everything it started."""
+        self.record.started()
+        self._spawn(self.playout.run(), on_error=lambda exc: self.stop(f"line lost: {exc}"))
+        self._spawn(self._watch_timers(), on_error=lambda exc: self.stop(f"timer failed: {exc!r}"))
+        if self.settings.agent_greeting:
+            self._say(self.settings.agent_greeting)
+        try:
+            await self._done.wait()
+        finally:
+            if self._reply is not None:
+                self._finish_reply(self._reply, interrupted=True)
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self.record.ended(self.end_reason or "cancelled", self.clock.now() - self._started_at)
+        return self.end_reason
+
+    def hear(self, samples: np.ndarray) -> None:
+        """The caller's audio, 16 kHz mono float32, in chunks of any size."""
+        if self._done.is_set():
+            return
+        for event in self.vad.process(samples):
+            self._on_vad(event)
+        if self._interrupting and self.vad.speech_ms >= self.settings.barge_in_min_ms:
+            self._barge_in()
+
+    def stop(self, reason: str) -> None:
+        """End the call now (the caller hung up, the line dropped): no farewell, no hangup request."""
+        if not self._done.is_set():
+            self.end_reason = reason
+            self._done.set()
+
+    # --- turn taking --------------------------------------------------------------------------
+
+    def _on_vad(self, event: VadEvent) -> None:
+        reply = self._reply
+        match event:
+            case SpeechStarted():
+                self._quiet_since = self.clock.now()
+                if reply is None:
+                    return
+                if reply.interruptible and self.settings.barge_in:
+                    self.playout.pause()
+                    self._interrupting = True
+                else:
+                    self._ignoring = True
+            case PauseStarted(audio=audio):
+                if self.settings.agent_speculative_stt and reply is None and not self._ignoring:
+                    self._drop_speculative()
+                    self._speculative = (audio, self._spawn(self._transcribe(audio)))
+            case SpeechResumed():
+                self._drop_speculative()
+            case TurnEnded(audio=audio):
+                self._quiet_since = self.clock.now()
+                if self._ignoring:
+                    self._ignoring = False
+                    return
+                if self._interrupting:
+                    self._barge_in()
+                self._idle_prompted = False
+                self._answer_turn(audio)
+            case NoiseDropped():
+                self._ignoring = False
+                if self._interrupting:
+                    self._interrupting = False
+                    self.playout.resume()
+
+    def _barge_in(self) -> None:
+        """The caller is really talking over the bot: cancel the reply, keep what was heard."""
+        self._interrupting = False
+        reply = self._reply
+        if reply is not None:
+            self._finish_reply(reply, interrupted=True)
+            if reply.task is not None:
+                reply.task.cancel()
+        self.playout.clear()
+
+    def _answer_turn(self, audio: np.ndarray) -> None:
+        speculative = None
+        if self._speculative is not None and self._speculative[0] is audio:
+            speculative = self._speculative[1]
+            self._speculative = None
+        self._drop_speculative()
+        if self._untranscribed is not None:  # the caller went on after a reply we cancelled unheard
+            audio = np.concatenate([self._untranscribed, audio])
+            speculative = None
+        times = TurnTimes(speech_end=self.clock.now() - self.settings.vad_end_silence_ms / 1000,
+                          speculative_stt=speculative is not None)
+        reply = _Reply(times=times)
+        self._start(reply, self._respond(reply, audio, speculative))
+
+    def _drop_speculative(self) -> None:
+        if self._speculative is not None:
+            self._speculative[1].cancel()
+            self._speculative = None
+
+    # --- replies ------------------------------------------------------------------------------
+
+    def _start(self, reply: _Reply, work) -> None:
+        self._reply = reply
+        reply.task = self._spawn(work)
+        reply.task.add_done_callback(lambda task: self._reply_done(reply, task))
+
+    def _say(self, text: str, hang_up_after: str | None = None, interruptible: bool = True) -> None:
+        """A fixed phrase (greeting, idle prompt, farewell), as a reply."""
+        reply = _Reply(interruptible=interruptible, hang_up_after=hang_up_after)
+        self._start(reply, self._speak(reply, _once(text), whole=True))
+
+    async def _respond(self, reply: _Reply, audio: np.ndarray, speculative: asyncio.Task | None) -> None:
+        self._untranscribed = audio
+        try:
+            transcript = await (speculative or self._transcribe(audio))
+        except ProviderError as exc:
+            transcript = None
+            log.warning("call %s: transcription failed: %s", self.info.call_id, exc.message)
+        reply.times.stt_done = self.clock.now()
+        self._untranscribed = None
+        if transcript is None:
+            await self._speak(reply, _once(self.settings.agent_error_reply), whole=True)
+            return
+        text = transcript.text.strip()
+        if not text:
+            return
+        self._voice = transcript.language
+        self._add_user(text)
+        reply.user = text
+        try:
+            await self._speak(reply, self.backends.llm.stream(self.system, list(self.history),
+                                                              self.settings.agent_end_call_tool))
+        except ProviderError as exc:
+            log.warning("call %s: the LLM failed: %s", self.info.call_id, exc.message)
+            if not reply.sentences:
+                await self._speak(reply, _once(self.settings.agent_error_reply), whole=True)
+
+    async def _transcribe(self, audio: np.ndarray) -> Transcript:
+        return await self.backends.stt.transcribe(audio, self.settings.stt_language)
+
+    async def _speak(self, reply: _Reply, pieces: AsyncIterator[str | EndCall], whole: bool = False) -> None:
+        """Speak a streamed reply sentence by sentence, synthesizing the next while one plays.
+        `whole`: a fixed phrase, synthesized in one piece so it comes from the TTS cache."""
+        ready: asyncio.Queue[tuple[str, asyncio.Task] | None] = asyncio.Queue(maxsize=1)
+        failure: list[Exception] = []
+
+        async def produce() -> None:
+            splitter = WholeText() if whole else SentenceSplitter()
+            try:
+                async for piece in pieces:
+                    if isinstance(piece, EndCall):
+                        reply.hang_up_after = reply.hang_up_after or "the bot ended the call"
+                        continue
+                    if reply.times is not None and reply.times.first_token is None:
+                        reply.times.first_token = self.clock.now()
+                    for sentence in splitter.feed(piece):
+                        await self._queue_sentence(ready, sentence)
+                for sentence in splitter.flush():
+                    await self._queue_sentence(ready, sentence)
+            except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+                failure.append(exc)
+            finally:
+                await pieces.aclose()
+            await ready.put(None)
+
+        producer = self._spawn(produce())
+        try:
+            while (item := await ready.get()) is not None:
+                text, synthesis = item
+                try:
+                    speech: Speech = await synthesis
+                except ProviderError as exc:
+                    log.warning("call %s: cannot synthesize %r: %s", self.info.call_id, text, exc.message)
+                    continue
+                end = self.playout.enqueue(speech.pcm, on_start=self._first_audio(reply))
+                reply.sentences.append((end - speech.pcm.size, end, text))
+        finally:
+            producer.cancel()
+            while not ready.empty():
+                if (item := ready.get_nowait()) is not None:
+                    item[1].cancel()
+        if failure:
+            raise failure[0]
+        if reply.sentences and self._says_goodbye(reply.sentences[-1][2]):
+            reply.hang_up_after = reply.hang_up_after or "the bot said goodbye"
+        await self.playout.drained()
+
+    async def _queue_sentence(self, ready: asyncio.Queue, sentence: str) -> None:
+        spoken = to_spoken(sentence)
+        if spoken:
+            await ready.put((sentence, self._spawn(self._synthesize(spoken))))
+
+    async def _synthesize(self, text: str) -> Speech:
+        """Speech in the caller's language when a voice speaks it, else in the default voice."""
+        if self._voice:
+            try:
+                return await self.backends.tts.speak(text, self._voice)
+            except ProviderError as exc:
+                if exc.status != 422:
+                    raise
+                log.info("call %s: no voice for language %r, using the default", self.info.call_id, self._voice)
+                self._voice = None
+        return await self.backends.tts.speak(text)
+
+    def _first_audio(self, reply: _Reply):
+        if reply.sentences or reply.times is None:
+            return None
+
+        def mark() -> None:
+            reply.times.first_audio = self.clock.now()
+        return mark
+
+    def _reply_done(self, reply: _Reply, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call %s: reply failed", self.info.call_id, exc_info=task.exception())
+        if reply.finished:
+            return
+        self._finish_reply(reply, interrupted=False)
+        if reply.hang_up_after and not task.cancelled():
+            self._spawn(self._hang_up(reply.hang_up_after))
+
+    def _finish_reply(self, reply: _Reply, interrupted: bool) -> None:
+        """Put what the caller heard of the reply into the history and the call record."""
+        reply.finished = True
+        if self._reply is reply:
+            self._reply = None
+        self._quiet_since = self.clock.now()
+        heard = [text for _, _, text in reply.sentences]
+        if interrupted:
+            played = self.playout.played_samples
+            heard = [text for start, end, text in reply.sentences if end <= played]
+            cut = [(start, end, text) for start, end, text in reply.sentences if start < played < end]
+            if cut:
+                start, end, text = cut[0]
+                words = text.split()
+                heard.append(" ".join(words[: round(len(words) * (played - start) / (end - start))]))
+        said = " ".join(part for part in heard if part)
+        interrupted = interrupted and said != " ".join(text for _, _, text in reply.sentences)
+        if said:
+            self.history.append({"role": "assistant", "content": said + (INTERRUPTED if interrupted else "")})
+        if reply.times is not None or said:
+            self.record.turn(reply.user, said, interrupted, reply.times)
+
+    def _add_user(self, text: str) -> None:
+        """A new user message, or more of the last one when the bot did not get to answer it."""
+        if self.history and self.history[-1]["role"] == "user":
+            self.history[-1] = {"role": "user", "content": f"{self.history[-1]['content']} {text}"}
+        else:
+            self.history.append({"role": "user", "content": text})
+
+    def _says_goodbye(self, sentence: str) -> bool:
+        lowered = sentence.lower()
+        return any(pattern.search(lowered) for pattern in self._goodbye)
+
+    # --- call end -------------------------------------------------------------------------------
+
+    async def _watch_timers(self) -> None:
+        """The idle prompt, the idle hangup and the call length limit."""
+        s = self.settings
+        while True:
+            await self.clock.sleep(WATCH_S)
+            if self._closing:
+                continue
+            now = self.clock.now()
+            if now - self._started_at >= s.agent_max_call_s:
+                self._close("the call reached agent_max_call_s")
+            elif self._reply is None and not self.vad.in_speech:
+                quiet = now - self._quiet_since
+                if not self._idle_prompted and quiet >= s.agent_idle_prompt_s:
+                    self._idle_prompted = True
+                    self._say(s.agent_idle_prompt)
+                elif self._idle_prompted and quiet >= s.agent_idle_hangup_s:
+                    self._close("the caller stayed silent")
+
+    def _close(self, reason: str) -> None:
+        """Say the farewell over whatever was going on, then hang up."""
+        self._closing = True
+        if self._reply is not None:
+            self._barge_in()
+        self._say(self.settings.agent_farewell, hang_up_after=reason, interruptible=False)
+
+    async def _hang_up(self, reason: str) -> None:
+        self._closing = True
+        await self.playout.drained()
+        try:
+            await self.line.hang_up()
+        except Exception as exc:  # noqa: BLE001 - the call is over either way
+            log.warning("call %s: hangup failed: %s", self.info.call_id, exc)
+        self.stop(reason)
+
+    def _spawn(self, work, on_error=None) -> asyncio.Task:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task) -> None:
+            """Failures are the awaiter's to handle; a task nobody awaits reports to on_error."""
+            self._tasks.discard(finished)
+            error = None if finished.cancelled() else finished.exception()
+            if error is not None and on_error is not None:
+                on_error(error)
+        task.add_done_callback(done)
+        return task
+
+
+async def _once(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+class _Blank(dict):
+    """Placeholders the prompt uses but the call does not have become empty."""
+
+    def __missing__(self, key: str) -> str:
+        return ""

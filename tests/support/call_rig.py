@@ -1,0 +1,153 @@
+"""Runs a Conversation against a scripted caller on a fast clock, with no network.
+
+The caller sends 60 ms chunks in (clock) real time: background noise, or the speech its
+script says. The line keeps every frame the bot sent with its clock time and plays them
+out like the far end does (one frame per 60 ms, queued audio played late), so a test can
+ask what the caller heard and when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.conversation import Conversation
+from agent.line import CallInfo
+from tests.support.speech import noise
+from zapvoice.audio import PIPELINE_RATE
+
+CHUNK = 960  # 60 ms, like ZuckZapGo
+AUDIBLE = 10 ** (-45 / 20) * 32768
+
+
+class RecordingLine:
+    frame_samples = CHUNK
+
+    def __init__(self, clock, lead_frames: int = 2):
+        self.clock = clock
+        self.lead_frames = lead_frames
+        self.sent: list[tuple[float, np.ndarray]] = []
+        self.hung_up_at: float | None = None
+
+    async def send(self, frame: np.ndarray) -> None:
+        assert frame.dtype == np.int16 and frame.size == self.frame_samples
+        self.sent.append((self.clock.now(), frame.copy()))
+
+    async def hang_up(self) -> None:
+        self.hung_up_at = self.clock.now()
+
+    def played(self) -> list[tuple[float, float, bool]]:
+        """(start, end, audible) of each frame as the far end plays them."""
+        out, ends = [], 0.0
+        frame_s = self.frame_samples / PIPELINE_RATE
+        for at, frame in self.sent:
+            start = max(at, ends)
+            ends = start + frame_s
+            out.append((start, ends, bool(np.sqrt(np.mean(frame.astype(np.float64) ** 2)) > AUDIBLE)))
+        return out
+
+    def bot_speech_segments(self, hold_s: float = 0.3) -> list[tuple[float, float]]:
+        segments: list[list[float]] = []
+        for start, end, audible in self.played():
+            if audible:
+                if segments and start - segments[-1][1] < hold_s:
+                    segments[-1][1] = end
+                else:
+                    segments.append([start, end])
+        return [(a, b) for a, b in segments]
+
+    def max_ahead_frames(self) -> float:
+        """How far ahead of real time the far end's queue got, in frames, right after each send."""
+        frame_s = self.frame_samples / PIPELINE_RATE
+        return max(((end - at) / frame_s for (at, _), (_, end, _) in zip(self.sent, self.played())), default=0)
+
+
+@dataclass
+class Say:
+    """The caller speaks; the next step starts when the audio has been sent."""
+
+    audio: np.ndarray
+
+
+@dataclass
+class Wait:
+    seconds: float
+
+
+@dataclass
+class UntilBotDone:
+    """Wait until the bot has spoken and then been silent for `silent_s` (turn taking)."""
+
+    silent_s: float = 0.5
+    timeout_s: float = 20.0
+
+
+@dataclass
+class HangUp:
+    """The caller hangs up (the transport calls stop())."""
+
+
+class CallRig:
+    def __init__(self, clock, settings, backends, lead_frames: int = 2, info: CallInfo | None = None):
+        self.clock = clock
+        self.line = RecordingLine(clock, lead_frames)
+        self.conversation = Conversation(self.line, backends, settings,
+                                         info or CallInfo("call-test", "test", "inbound", caller="5521999999999"),
+                                         clock=clock)
+        self.said: list[tuple[float, float]] = []  # (start, end) clock times of the caller's speech
+
+    async def run(self, script: list, max_s: float = 60.0) -> str:
+        caller = asyncio.create_task(self._caller(script))
+        try:
+            return await asyncio.wait_for(self.conversation.run(), max_s / self.clock.speed)
+        finally:
+            caller.cancel()
+            await asyncio.gather(caller, return_exceptions=True)
+
+    async def _caller(self, script: list) -> None:
+        queue: list[np.ndarray] = []
+        background = noise(600, -60)
+        position = 0
+        next_at = self.clock.now()
+        steps = iter(script)
+        step = None
+        step_started = next_at
+        spoke_before = 0
+        while True:
+            if step is None:
+                step = next(steps, None)
+                step_started = self.clock.now()
+                spoke_before = len(self.line.bot_speech_segments())
+                if isinstance(step, Say):
+                    self.said.append((self.clock.now(), self.clock.now() + step.audio.size / PIPELINE_RATE))
+                    queue.append(step.audio)
+                if isinstance(step, HangUp):
+                    self.conversation.stop("remote hangup")
+                    return
+            if isinstance(step, Say) and not queue:
+                step = None
+                continue
+            if isinstance(step, Wait) and self.clock.now() - step_started >= step.seconds:
+                step = None
+            elif isinstance(step, UntilBotDone) and self._bot_done(step, step_started, spoke_before):
+                step = None
+            chunk = background[position:position + CHUNK].copy()
+            position = (position + CHUNK) % (background.size - CHUNK)
+            if queue:
+                take = queue[0][:CHUNK]
+                chunk[:take.size] += take
+                queue[0] = queue[0][CHUNK:]
+                if queue[0].size == 0:
+                    queue.pop(0)
+            self.conversation.hear(chunk)
+            next_at += CHUNK / PIPELINE_RATE
+            await self.clock.sleep(next_at - self.clock.now())
+
+    def _bot_done(self, step: UntilBotDone, started: float, spoke_before: int) -> bool:
+        now = self.clock.now()
+        if now - started > step.timeout_s:
+            raise AssertionError("the bot did not answer")
+        segments = self.line.bot_speech_segments()
+        return len(segments) > spoke_before and now - segments[-1][1] >= step.silent_s
