@@ -1,4 +1,4 @@
-"""Runs an ASGI app under a real uvicorn on a free loopback port, in a background thread."""
+"""Runs an ASGI app under a real uvicorn on a loopback port (a free one by default), in a background thread."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ class RunningServer:
         self.thread.join(timeout=10)
 
 
-def serve_in_thread(app, **config) -> RunningServer:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **config))
+def serve_in_thread(app, port: int = 0, **config) -> RunningServer:
+    """Serve `app` on `port` (0: a free one; a fixed one lets a test restart a server on the same address)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
