@@ -1,29 +1,93 @@
 """A fake OpenAI-compatible chat API with the failure modes real upstreams have.
 
 The `model` field of the request picks the behaviour, so one server covers every case:
-  echo     reply "Você disse: <last user message>" wrapped in markdown and an emoji
-  think    a reasoning model's <think> block before the answer
-  slow     answers after `slow_s` seconds (timeouts)
-  error    HTTP 500 with an OpenAI-style error body
-  garbage  HTTP 200 with an HTML page
-  empty    HTTP 200 with no choices
-  delay-N  echo after N milliseconds (an upstream with a realistic answer time)
-Every request is recorded (headers and JSON) for the tests to inspect.
+  echo      reply "Você disse: <last user message>" wrapped in markdown and an emoji
+  think     a reasoning model's <think> block before the answer (streamed in pieces that cut the tags)
+  slow      answers after `slow_s` seconds (timeouts)
+  error     HTTP 500 with an OpenAI-style error body
+  garbage   HTTP 200 with an HTML page
+  garbled   a stream whose second event is not JSON (a whole reply: echo)
+  empty     HTTP 200 with no choices (streamed: a chunk without choices, no content)
+  delay-N   echo after N milliseconds (an upstream with a realistic answer time)
+  pace-F-R  echo, the first word after F ms, then R words a second (a whole reply: when the last is due)
+  story     six short sentences, 50 words a second (something long enough to interrupt)
+  goodbye   a farewell, then a call of the end_call tool if the request offers tools
+  notools   HTTP 400 if the request offers tools (as Ollama answers for models without them), else echo
+  nostream  a whole completion even when asked to stream: a <think> block, the goodbye and its tool call
+  stall     streams the first word, then nothing until the client leaves (a whole reply: echo)
+Streams are server-sent events in OpenAI's chunk format, one word (with its trailing space) per
+chunk. Every request is recorded (headers and JSON) for the tests to inspect; a streamed one, once
+over, also records `disconnected`: whether the client left before the end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import math
+import re
+import time
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+THINK = "<think>The user greets me; answer briefly.</think>Olá! Tudo bem."
+STORY = ("Claro, posso ajudar com isso. A clínica abre às oito da manhã. Atendemos de segunda a sábado. "
+         "O estacionamento fica ao lado do prédio. Traga um documento com foto. Quer marcar um horário?")
+GOODBYE = "Obrigado pela ligação, tchau!"
+END_CALL = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "end_call", "arguments": "{}"}}
 
-def completion(content: str) -> dict:
+
+def completion(content: str, tool_calls: list[dict]) -> dict:
+    message = {"role": "assistant", "content": content} | ({"tool_calls": tool_calls} if tool_calls else {})
     return {"id": "chatcmpl-1", "object": "chat.completion", "model": "fake",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}]}
+
+
+def event(delta: dict, finish_reason: str | None = None) -> str:
+    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake",
+             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+
+
+async def pause(request: Request, seconds: float) -> bool:
+    """Wait; False as soon as the client has left (noticed even where the server does not cancel the stream)."""
+    deadline = time.monotonic() + seconds
+    while not await request.is_disconnected():
+        if (left := deadline - time.monotonic()) <= 0:
+            return True
+        await asyncio.sleep(min(left, 0.01))
+    return False
+
+
+async def sse(request: Request, entry: dict, events: list[str], first_s: float, gap_s: float):
+    """The events, the first after `first_s` and the others `gap_s` apart, then [DONE]."""
+    finished = False
+    try:
+        for n, chunk in enumerate(events):
+            if not await pause(request, first_s if n == 0 else gap_s):
+                return
+            yield chunk
+        finished = True
+        yield "data: [DONE]\n\n"
+    finally:  # also when Starlette cancels the stream because the client left
+        entry["disconnected"] = not finished
+
+
+def stream_events(model: str, text: str, tool_calls: list[dict]) -> list[str]:
+    """The answer as OpenAI streams it: a word per chunk (think: 5 characters, cutting its tags), then the tool calls."""
+    if model == "empty":
+        return ['data: {"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": []}\n\n']
+    pieces = [text[i:i + 5] for i in range(0, len(text), 5)] if model == "think" else re.findall(r"\S+\s*", text)
+    events = [event({"role": "assistant", "content": pieces[0]})] + [event({"content": p}) for p in pieces[1:]]
+    if model == "garbled":
+        events.insert(1, "data: <html><body>502 Bad Gateway</body></html>\n\n")
+    for call in tool_calls:  # its name first, then its arguments
+        events += [event({"tool_calls": [call | {"function": {"name": call["function"]["name"], "arguments": ""}}]}),
+                   event({"tool_calls": [{"index": call["index"], "function": {"arguments": call["function"]["arguments"]}}]})]
+    return events + [event({}, "tool_calls" if tool_calls else "stop")]
 
 
 def build_fake_llm(slow_s: float = 3.0) -> Starlette:
@@ -31,24 +95,40 @@ def build_fake_llm(slow_s: float = 3.0) -> Starlette:
 
     async def chat(request: Request):
         body = await request.json()
-        requests.append({"headers": dict(request.headers), "json": body})
-        model = body.get("model")
-        last = body["messages"][-1]["content"]
+        entry = {"headers": dict(request.headers), "json": body}
+        requests.append(entry)
+        model, tools = body.get("model"), bool(body.get("tools"))
         if model.startswith("delay-"):
             await asyncio.sleep(int(model.removeprefix("delay-")) / 1000)
         if model == "slow":
             await asyncio.sleep(slow_s)
-            return JSONResponse(completion("late"))
+            return JSONResponse(completion("late", []))
         if model == "error":
             return JSONResponse({"error": {"message": "model 'x' not found, try pulling it first", "type": "api_error"}},
                                 status_code=500)
         if model == "garbage":
             return HTMLResponse("<html><body>502 Bad Gateway</body></html>")
+        if model == "notools" and tools:
+            return JSONResponse({"error": {"message": "registry.ollama.ai/library/notools does not support tools"}},
+                                status_code=400)
+        if model == "nostream":
+            return JSONResponse(completion(THINK.replace("Olá! Tudo bem.", GOODBYE), [END_CALL] if tools else []))
+        echo = f"**Você disse:** {body['messages'][-1]['content']} 😊"
+        text = {"think": THINK, "story": STORY, "goodbye": GOODBYE}.get(model, echo)
+        calls = [END_CALL] if model == "goodbye" and tools else []
+        first_s, gap_s = 0.0, 1 / 50 if model == "story" else 0.0
+        if model.startswith("pace-"):
+            first_ms, rate = map(int, model.removeprefix("pace-").split("-"))
+            first_s, gap_s = first_ms / 1000, 1 / rate
+        if body.get("stream"):
+            events = stream_events(model, text, calls)
+            if model == "stall":
+                gap_s = math.inf
+            return StreamingResponse(sse(request, entry, events, first_s, gap_s), media_type="text/event-stream")
         if model == "empty":
             return JSONResponse({"choices": []})
-        if model == "think":
-            return JSONResponse(completion("<think>The user greets me; answer briefly.</think>Olá! Tudo bem."))
-        return JSONResponse(completion(f"**Você disse:** {last} 😊"))
+        await asyncio.sleep(first_s + gap_s * (len(text.split()) - 1))
+        return JSONResponse(completion(text, calls))
 
     app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
     app.state.requests = requests
