@@ -75,6 +75,7 @@ class Conversation:
         self._interrupting = False  # output paused at a caller onset; barge-in not confirmed yet
         self._ignoring = False  # the current utterance talks over a reply that cannot be interrupted
         self._closing = False  # the farewell is under way
+        self._hanging_up = False  # the call ends from our side: run() hangs up the line
         self._idle_prompted = False
         self._voice: str | None = None  # the caller's language, to pick the voice
         self._started_at = self.clock.now()
@@ -98,6 +99,11 @@ class Conversation:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._hanging_up:
+                try:
+                    await self.line.hang_up()
+                except Exception as exc:  # noqa: BLE001 - the call is over either way
+                    log.warning("call %s: hangup failed: %s", self.info.call_id, exc)
             self.record.ended(self.end_reason or "cancelled", self.clock.now() - self._started_at)
         return self.end_reason
 
@@ -269,9 +275,10 @@ class Conversation:
         await self.playout.drained()
 
     async def _queue_sentence(self, ready: asyncio.Queue, sentence: str) -> None:
+        """Queue a sentence as it will be heard (no markdown, emoji, links); that is also what the history keeps."""
         spoken = to_spoken(sentence)
         if spoken:
-            await ready.put((sentence, self._spawn(self._synthesize(spoken))))
+            await ready.put((spoken, self._spawn(self._synthesize(spoken))))
 
     async def _synthesize(self, text: str) -> Speech:
         """Speech in the caller's language when a voice speaks it, else in the default voice."""
@@ -363,12 +370,10 @@ class Conversation:
         self._say(self.settings.agent_farewell, hang_up_after=reason, interruptible=False)
 
     async def _hang_up(self, reason: str) -> None:
+        """End the call from our side once everything said has been heard; run() hangs up the line."""
         self._closing = True
         await self.playout.drained()
-        try:
-            await self.line.hang_up()
-        except Exception as exc:  # noqa: BLE001 - the call is over either way
-            log.warning("call %s: hangup failed: %s", self.info.call_id, exc)
+        self._hanging_up = True
         self.stop(reason)
 
     def _spawn(self, work, on_error=None) -> asyncio.Task:

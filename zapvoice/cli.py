@@ -52,6 +52,24 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def agent(settings: Settings, _: argparse.Namespace) -> int:
+    from agent.zuckzapgo.commands import run_agent
+
+    return run_agent(settings)
+
+
+def call(settings: Settings, args: argparse.Namespace) -> int:
+    from agent.zuckzapgo.commands import place_call
+
+    return place_call(settings, args.phone)
+
+
+def zuckzapgo_setup(settings: Settings, _: argparse.Namespace) -> int:
+    from agent.zuckzapgo.commands import setup
+
+    return setup(settings)
+
+
 def models_pull(settings: Settings, args: argparse.Namespace) -> int:
     from providers.model_store import ModelError, ModelStore
 
@@ -111,6 +129,15 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser("serve", help="run the /stt, /llm and /tts service for ZuckZapGo")
     serve_cmd.set_defaults(run=serve)
 
+    agent_cmd = commands.add_parser("agent", help="answer WhatsApp calls through ZuckZapGo (manual mode)")
+    agent_cmd.set_defaults(run=agent)
+    call_cmd = commands.add_parser("call", help="place a WhatsApp call through ZuckZapGo and talk")
+    call_cmd.add_argument("phone", help="country code and number, digits only: 5521999999999")
+    call_cmd.set_defaults(run=call)
+    zuckzapgo = commands.add_parser("zuckzapgo", help="configure a ZuckZapGo instance").add_subparsers(metavar="ACTION")
+    zuckzapgo.add_parser("setup", help="enable the calls engine in manual mode and subscribe to Call events"
+                         ).set_defaults(run=zuckzapgo_setup)
+
     models = commands.add_parser("models", help="fetch or list models (models.txt)").add_subparsers(metavar="ACTION")
     pull = models.add_parser("pull", help="fetch models; default: the configured Whisper model and voices")
     pull.add_argument("names", nargs="*", help="names from models.txt")
@@ -123,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument("--markdown", action="store_true")
     shown.set_defaults(run=show_settings)
 
-    for command in (serve_cmd, *models.choices.values(), shown):
+    for command in (serve_cmd, agent_cmd, call_cmd, *zuckzapgo.choices.values(), *models.choices.values(), shown):
         _add_setting_flags(command)
     return parser
 

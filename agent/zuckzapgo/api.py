@@ -1,0 +1,143 @@
+"""ZuckZapGo's REST API for calls in manual mode (CONTRACTS.md §2, the calls guide §4-§5).
+
+Every request carries the instance token in a `token:` header; every answer is wrapped as
+{"code", "data", "success"} or {"code", "error", "success": false}. Failures become
+ZuckZapGoError with the engine's own message, and the token is scrubbed from anything that
+could reach a log.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+import httpx
+
+NOT_ENABLED_HELP = ("the calls engine is not enabled in manual mode on this instance: run "
+                    "`zapvoice zuckzapgo setup` (it sets callInboundMode=manual and reconnects the session)")
+
+
+class ZuckZapGoError(Exception):
+    """A refused or failed request. `status` is the HTTP status, 0 when ZuckZapGo was unreachable."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ZuckZapGoAPI:
+    def __init__(self, base_url: str, token: str, timeout_s: float = 10.0, client: httpx.AsyncClient | None = None):
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._client = client or httpx.AsyncClient(timeout=timeout_s)
+
+    def logger(self, name: str) -> logging.LoggerAdapter:
+        """A logger that scrubs the token, for libraries that log URLs (websockets logs its handshake)."""
+        return _Redacting(logging.getLogger(name), self)
+
+    def redact(self, text: str) -> str:
+        """`text` with the instance token (raw or URL-encoded) replaced, for logs and messages."""
+        for secret in {self._token, quote(self._token, safe="")}:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    async def request(self, method: str, path: str, body: dict | None = None) -> dict:
+        """The `data` of a successful answer."""
+        try:
+            response = await self._client.request(method, self.base_url + path, json=body,
+                                                  headers={"token": self._token})
+        except httpx.HTTPError as exc:
+            raise ZuckZapGoError(0, self.redact(f"cannot reach ZuckZapGo at {self.base_url}: "
+                                                f"{type(exc).__name__}: {exc}")) from None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise ZuckZapGoError(response.status_code, f"{method} {path} answered HTTP {response.status_code} "
+                                                       f"without the JSON envelope: {response.text[:200]!r}")
+        if not response.is_success or answer.get("success") is False:
+            message = answer.get("error") or answer.get("message") or f"HTTP {response.status_code}"
+            raise ZuckZapGoError(response.status_code, self.redact(f"{method} {path}: {message}"))
+        data = answer.get("data")
+        return data if isinstance(data, dict) else {}
+
+    # --- configuration (§4.1, §4.2, §5) ---------------------------------------------------------
+
+    async def config(self) -> dict:
+        return await self.request("GET", "/call/config")
+
+    async def set_config(self, **fields) -> None:
+        await self.request("PUT", "/call/config", fields)
+
+    async def subscriptions(self) -> list[str] | None:
+        """The session's current event subscriptions, or None when the instance does not say.
+
+        wuzapi (which ZuckZapGo builds on) shows them at GET /webhook as `subscribe`, and at
+        GET /session/status as comma-separated `events` in some builds."""
+        for path, key in (("/webhook", "subscribe"), ("/session/status", "events")):
+            try:
+                value = (await self.request("GET", path)).get(key)
+            except ZuckZapGoError as exc:
+                if exc.status in (0, 401):
+                    raise
+                continue
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",") if part.strip()]
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return value
+        return None
+
+    async def disconnect(self) -> None:
+        await self.request("POST", "/session/disconnect", {})
+
+    async def connect(self, subscribe: list[str]) -> None:
+        await self.request("POST", "/session/connect", {"Subscribe": subscribe, "Immediate": True})
+
+    # --- calls (§4.3 - §4.6) --------------------------------------------------------------------
+
+    async def calls(self) -> list[dict]:
+        """Live calls; a call that ended is no longer listed."""
+        calls = (await self.request("GET", "/call/status")).get("calls")
+        return [c for c in calls if isinstance(c, dict) and isinstance(c.get("callId"), str)] if isinstance(calls, list) else []
+
+    async def answer(self, call_id: str) -> None:
+        await self.request("POST", "/call/answer", {"callId": call_id})
+
+    async def hang_up(self, call_id: str) -> None:
+        await self.request("POST", "/call/hangup", {"callId": call_id})
+
+    async def dial(self, phone: str) -> str:
+        try:
+            data = await self.request("POST", "/call/dial", {"phone": phone})
+        except ZuckZapGoError as exc:
+            if exc.status == 409:
+                raise ZuckZapGoError(409, f"{exc.message}. {NOT_ENABLED_HELP}") from None
+            if exc.status == 502:
+                raise ZuckZapGoError(502, f"{phone} is unreachable on WhatsApp ({exc.message})") from None
+            raise
+        call_id = data.get("callId")
+        if not isinstance(call_id, str) or not call_id:
+            raise ZuckZapGoError(502, f"POST /call/dial answered no callId: {data!r}")
+        return call_id
+
+    def stream_url(self, call_id: str) -> str:
+        """The media WebSocket of a call (§6); holds the token: never log it."""
+        base = "ws" + self.base_url.removeprefix("http")
+        return f"{base}/call/{quote(call_id, safe='')}/stream?token={quote(self._token, safe='')}"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _Redacting(logging.LoggerAdapter):
+    def __init__(self, logger: logging.Logger, api: ZuckZapGoAPI):
+        super().__init__(logger, {})
+        self.api = api
+
+    def log(self, level: int, msg: object, *args, **kwargs) -> None:
+        if self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            self.logger.log(level, "%s", self.api.redact(text), **kwargs)

@@ -1,0 +1,210 @@
+"""Answers and places ZuckZapGo calls and runs one Conversation per call.
+
+ZuckZapGo tells about calls only through GET /call/status (and, optionally, a webhook that
+merely hints a poll is due): a ringing inbound call is answered once, and a call that
+vanishes from the list has been hung up by the far end, even while its media socket stays
+open. When ZuckZapGo is down the poll backs off; calls in progress end on their own when
+their socket drops, and the agent carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
+
+from agent.backends import Backends
+from agent.clock import Clock, MonotonicClock
+from agent.conversation import Conversation
+from agent.line import CallInfo
+from agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
+from agent.zuckzapgo.media import MediaLine
+from zapvoice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RINGING = {"ringing", "connecting", "calling"}
+REMOTE_HANGUP = "remote hangup"
+ANSWER_TIMEOUT_S = 60.0  # an outbound call nobody picks up is given up after this
+
+
+@dataclass(eq=False)
+class _Call:
+    call_id: str
+    conversation: Conversation | None = None
+    state: str = ""
+    listed: bool = False  # seen in /call/status at least once
+    missed_polls: int = 0
+    gone: bool = False  # vanished from /call/status: hung up at the far end
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def vanished(self) -> None:
+        self.gone = True
+        self.answered.set()
+        if self.conversation is not None:
+            self.conversation.stop(REMOTE_HANGUP)
+
+
+class ZuckZapGoAgent:
+    def __init__(self, settings: Settings, backends: Backends, api: ZuckZapGoAPI, clock: Clock | None = None):
+        self.settings = settings
+        self.backends = backends
+        self.api = api
+        self.clock = clock or MonotonicClock()
+        self.calls: dict[str, _Call] = {}
+        self.reachable: bool | None = None
+        self._taken: set[str] = set()  # inbound calls answered or declined: never twice
+        self._poll_soon = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    async def run(self) -> None:
+        """Poll /call/status until cancelled."""
+        s = self.settings
+        delay = s.zuckzapgo_poll_s
+        while True:
+            try:
+                listed = await self.api.calls()
+            except ZuckZapGoError as exc:
+                if self.reachable is not False:
+                    log.warning("ZuckZapGo does not answer GET /call/status (%s); retrying with back-off up to %g s",
+                                exc.message, s.zuckzapgo_retry_max_s)
+                self.reachable = False
+                await self._pause(delay)
+                delay = min(delay * 2, s.zuckzapgo_retry_max_s)
+                continue
+            if self.reachable is False:
+                log.info("ZuckZapGo answers again")
+            self.reachable = True
+            delay = s.zuckzapgo_poll_s
+            self._update(listed)
+            await self._pause(s.zuckzapgo_poll_s)
+
+    def poll_soon(self) -> None:
+        """Poll now rather than at the next interval (a webhook announced a call)."""
+        self._poll_soon.set()
+
+    async def call(self, phone: str) -> str:
+        """Dial `phone` and hold the conversation; the reason it ended. Raises ZuckZapGoError if dialing fails."""
+        call_id = await self.api.dial(phone)
+        log.info("calling %s: call %s", phone, call_id)
+        call = self.calls[call_id] = _Call(call_id)
+        self.poll_soon()
+        try:
+            return await self._converse(call, CallInfo(call_id, "zuckzapgo", "outbound", called=phone))
+        finally:
+            self.calls.pop(call_id, None)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- status polling ---------------------------------------------------------------------------
+
+    def _update(self, listed: list[dict]) -> None:
+        by_id = {entry["callId"]: entry for entry in listed}
+        for call_id, entry in by_id.items():
+            call = self.calls.get(call_id)
+            if call is not None:
+                call.listed, call.missed_polls, call.state = True, 0, str(entry.get("state", ""))
+                if call.state == "active":
+                    call.answered.set()
+            elif (entry.get("direction") == "inbound" and entry.get("state") in RINGING
+                  and call_id not in self._taken):
+                self._taken.add(call_id)
+                self._spawn(self._inbound(call_id, str(entry.get("peer", ""))))
+        for call in list(self.calls.values()):
+            if call.call_id not in by_id:
+                call.missed_polls += 1
+                if not call.gone and (call.listed or call.missed_polls >= 2):  # a fresh dial may not be listed yet
+                    log.info("call %s ended at the far end", call.call_id)
+                    call.vanished()
+        self._taken &= by_id.keys() | self.calls.keys()
+
+    async def _pause(self, seconds: float) -> None:
+        sleep = asyncio.ensure_future(self.clock.sleep(seconds))
+        woken = asyncio.ensure_future(self._poll_soon.wait())
+        await asyncio.wait({sleep, woken}, return_when=asyncio.FIRST_COMPLETED)
+        sleep.cancel()
+        woken.cancel()
+        self._poll_soon.clear()
+
+    # --- calls ---------------------------------------------------------------------------------------
+
+    async def _inbound(self, call_id: str, peer: str) -> None:
+        caller = peer.split("@")[0]
+        if len(self.calls) >= self.settings.agent_max_calls:
+            log.warning("declining call %s from %s: %d calls in progress (agent_max_calls)",
+                        call_id, caller, len(self.calls))
+            await self._hang_up_quietly(call_id)
+            return
+        call = self.calls[call_id] = _Call(call_id, listed=True)
+        try:
+            log.info("answering call %s from %s", call_id, caller)
+            try:
+                await self.api.answer(call_id)
+            except ZuckZapGoError as exc:
+                log.warning("cannot answer call %s: %s", call_id, exc.message)
+                return
+            call.answered.set()
+            await self._converse(call, CallInfo(call_id, "zuckzapgo", "inbound", caller=caller))
+        finally:
+            self.calls.pop(call_id, None)
+
+    async def _converse(self, call: _Call, info: CallInfo) -> str:
+        """Open the media socket and hold the conversation on it; hang up if the call outlives it."""
+        line = None
+        reason = "cancelled"
+        try:
+            async with connect(self.api.stream_url(call.call_id), max_size=2**20, open_timeout=10,
+                               logger=self.api.logger("websockets.client")) as ws:
+                line = MediaLine(ws, self.api, call.call_id, self.settings.zuckzapgo_lead_frames)
+                conversation = call.conversation = Conversation(line, self.backends, self.settings, info, self.clock)
+                if info.direction == "outbound" and not await self._answered(call):
+                    reason = REMOTE_HANGUP if call.gone else "not answered"
+                    return reason
+                if call.gone:
+                    return REMOTE_HANGUP
+                listener = self._spawn(line.listen(conversation))
+                listener.add_done_callback(lambda _: conversation.stop("media socket closed"))
+                reason = await conversation.run()
+                listener.cancel()
+                return reason
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            reason = "media socket failed"
+            log.warning("call %s: cannot open the media socket: %s", call.call_id,
+                        self.api.redact(f"{type(exc).__name__}: {exc}"))
+            return reason
+        finally:
+            if not call.gone and not (line is not None and line.hung_up):
+                await self._hang_up_quietly(call.call_id)
+
+    async def _answered(self, call: _Call) -> bool:
+        """Wait until the callee picks up (the status says active), hangs up, or never answers."""
+        try:
+            await asyncio.wait_for(call.answered.wait(), ANSWER_TIMEOUT_S)
+        except TimeoutError:
+            log.info("call %s: no answer in %g s", call.call_id, ANSWER_TIMEOUT_S)
+            return False
+        return not call.gone
+
+    async def _hang_up_quietly(self, call_id: str) -> None:
+        try:
+            await self.api.hang_up(call_id)
+        except ZuckZapGoError as exc:
+            if exc.status != 404:
+                log.warning("cannot hang up call %s: %s", call_id, exc.message)
+
+    def _spawn(self, work) -> asyncio.Task:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call task failed", exc_info=task.exception())

@@ -1,0 +1,128 @@
+"""The ZuckZapGo commands of the CLI: `agent`, `call` and `zuckzapgo setup`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+
+import uvicorn
+
+from agent.backends import Backends
+from agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
+from agent.zuckzapgo.calls import ZuckZapGoAgent
+from agent.zuckzapgo.setup import enable_manual_mode
+from agent.zuckzapgo.webhook import create_agent_app
+from providers.errors import ProviderError
+from providers.model_store import ModelError
+from zapvoice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def connect_api(settings: Settings) -> ZuckZapGoAPI | None:
+    if not settings.zuckzapgo_url or settings.zuckzapgo_token is None:
+        print("zapvoice: give the instance with --zuckzapgo-url and --zuckzapgo-token "
+              "(ZAPVOICE_ZUCKZAPGO_URL, ZAPVOICE_ZUCKZAPGO_TOKEN)", file=sys.stderr)
+        return None
+    return ZuckZapGoAPI(settings.zuckzapgo_url, settings.zuckzapgo_token.get_secret_value())
+
+
+def setup(settings: Settings) -> int:
+    api = connect_api(settings)
+    if api is None:
+        return 2
+
+    async def main() -> list[str]:
+        try:
+            return await enable_manual_mode(api)
+        finally:
+            await api.aclose()
+    try:
+        report = asyncio.run(main())
+    except ZuckZapGoError as exc:
+        print(f"zapvoice: {exc.message}", file=sys.stderr)
+        return 1
+    for line in report:
+        print(f"- {line}")
+    return 0
+
+
+def run_agent(settings: Settings) -> int:
+    """Answer every call until stopped, with the health and webhook routes on --host/--port."""
+    api = connect_api(settings)
+    if api is None:
+        return 2
+    backends = _load(settings)
+    if backends is None:
+        return 2
+
+    async def main() -> None:
+        agent = ZuckZapGoAgent(settings, backends, api)
+        secret = settings.zuckzapgo_webhook_secret.get_secret_value() if settings.zuckzapgo_webhook_secret else None
+        server = uvicorn.Server(uvicorn.Config(create_agent_app(agent, secret), host=settings.host, port=settings.port,
+                                               log_level="warning", timeout_graceful_shutdown=5))
+        await _warm(backends, settings)
+        poller = asyncio.create_task(agent.run())
+        log.info("agent answering calls of %s; health at http://%s:%d/health%s", settings.zuckzapgo_url,
+                 settings.host, settings.port, ", webhook at /zuckzapgo/webhook?secret=..." if secret else "")
+        try:
+            await server.serve()  # returns on SIGINT/SIGTERM
+        finally:
+            poller.cancel()
+            await agent.aclose()
+            await asyncio.gather(poller, return_exceptions=True)
+            await api.aclose()
+            await backends.aclose()
+    asyncio.run(main())
+    return 0
+
+
+def place_call(settings: Settings, number: str) -> int:
+    """Dial one number, hold the conversation, and exit when the call ends."""
+    phone = re.sub(r"[\s()+.-]", "", number)
+    if not re.fullmatch(r"\d{8,15}", phone):
+        print(f"zapvoice: {number!r} is not a phone number: give the country code and number, digits only "
+              "(5521999999999)", file=sys.stderr)
+        return 2
+    api = connect_api(settings)
+    if api is None:
+        return 2
+    backends = _load(settings)
+    if backends is None:
+        return 2
+
+    async def main() -> int:
+        agent = ZuckZapGoAgent(settings, backends, api)
+        poller = asyncio.create_task(agent.run())
+        try:
+            await _warm(backends, settings)
+            reason = await agent.call(phone)
+        except ZuckZapGoError as exc:
+            print(f"zapvoice: {exc.message}", file=sys.stderr)
+            return 2 if exc.status == 409 else 1
+        finally:
+            poller.cancel()
+            await agent.aclose()
+            await asyncio.gather(poller, return_exceptions=True)
+            await api.aclose()
+            await backends.aclose()
+        print(f"call ended: {reason}")
+        return 0
+    return asyncio.run(main())
+
+
+def _load(settings: Settings) -> Backends | None:
+    try:
+        return Backends.from_settings(settings)
+    except ModelError as exc:
+        print(f"zapvoice: {exc}", file=sys.stderr)
+        return None
+
+
+async def _warm(backends: Backends, settings: Settings) -> None:
+    try:
+        await backends.warm_phrases(settings)
+    except ProviderError as exc:  # a remote TTS that is down now may be up when a call comes
+        log.warning("cannot prepare the greeting: %s", exc.message)

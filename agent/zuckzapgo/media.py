@@ -1,0 +1,52 @@
+"""A call's media WebSocket (calls guide §6) as a CallLine: s16le, 16 kHz, mono, 1920-byte frames both ways."""
+
+from __future__ import annotations
+
+import numpy as np
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from agent.conversation import Conversation
+from agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
+
+FRAME_SAMPLES = 960  # 60 ms at 16 kHz = 1920 bytes: the engine zero-pads anything shorter
+
+
+class MediaLine:
+    frame_samples = FRAME_SAMPLES
+
+    def __init__(self, ws: ClientConnection, api: ZuckZapGoAPI, call_id: str, lead_frames: int):
+        self.ws = ws
+        self.api = api
+        self.call_id = call_id
+        self.lead_frames = lead_frames
+        self.hung_up = False
+
+    async def send(self, frame: np.ndarray) -> None:
+        await self.ws.send(frame.astype("<i2", copy=False).tobytes())
+
+    async def hang_up(self) -> None:
+        """POST /call/hangup, then close the socket (§4.6)."""
+        self.hung_up = True
+        try:
+            await self.api.hang_up(self.call_id)
+        except ZuckZapGoError as exc:
+            if exc.status != 404:  # 404: the call had already ended
+                raise
+        finally:
+            await self.ws.close()
+
+    async def listen(self, conversation: Conversation) -> None:
+        """Feed the caller's audio to the conversation until the socket closes."""
+        leftover = b""
+        try:
+            async for message in self.ws:
+                if isinstance(message, str):
+                    continue
+                data = leftover + message
+                usable = len(data) - len(data) % 2
+                leftover = data[usable:]
+                if usable:
+                    conversation.hear(np.frombuffer(data[:usable], "<i2").astype(np.float32) / 32768.0)
+        except ConnectionClosed:
+            pass

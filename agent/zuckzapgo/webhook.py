@@ -1,0 +1,51 @@
+"""The agent's small HTTP service: a health check, and the route ZuckZapGo's webhook posts call events to.
+
+A webhook only makes the agent poll at once, so a ringing call is answered without waiting for
+the next poll. Its payload shape is not documented, so the call id is not trusted: the poll
+confirms the call. The route exists only with a secret, given in the URL (webhook URLs cannot
+carry headers): http://HOST:PORT/zuckzapgo/webhook?secret=SECRET.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from agent.zuckzapgo.calls import ZuckZapGoAgent
+
+log = logging.getLogger(__name__)
+
+MAX_WEBHOOK_BYTES = 256 * 1024
+
+
+def create_agent_app(agent: ZuckZapGoAgent, secret: str | None) -> Starlette:
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "calls": len(agent.calls),
+                             "zuckzapgo": {None: "unknown", True: "reachable", False: "unreachable"}[agent.reachable]})
+
+    async def webhook(request: Request) -> JSONResponse:
+        given = request.query_params.get("secret", "") or request.headers.get("x-zapvoice-secret", "")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            return JSONResponse({"error": "wrong or missing secret"}, status_code=401)
+        body = await request.body()
+        if len(body) > MAX_WEBHOOK_BYTES:
+            return JSONResponse({"error": "payload too large"}, status_code=413)
+        try:
+            payload = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        kind = payload.get("type") if isinstance(payload, dict) else None
+        if isinstance(kind, str) and "call" in kind.lower():
+            log.info("webhook %s: polling the call status now", kind)
+            agent.poll_soon()
+        return JSONResponse({"ok": True})
+
+    routes = [Route("/health", health)]
+    if secret:
+        routes.append(Route("/zuckzapgo/webhook", webhook, methods=["POST"]))
+    return Starlette(routes=routes)

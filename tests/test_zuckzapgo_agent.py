@@ -1,0 +1,387 @@
+"""The agent on WhatsApp calls, end to end: the real engines (scripted Whisper, test voices, the fake
+LLM streaming), the ZuckZapGo transport over real sockets, and a fake ZuckZapGo in this process.
+
+The fake engine and the agent's clock both run 3x faster than real time; every time below is
+in call seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+import httpx
+import numpy as np
+import pytest
+
+from agent.backends import Backends
+from agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
+from agent.zuckzapgo.calls import ZuckZapGoAgent
+from agent.zuckzapgo.setup import enable_manual_mode
+from agent.zuckzapgo.webhook import create_agent_app
+from providers.engines import load_voices, load_whisper
+from providers.llm import OpenAIChat
+from tests.support.clock import FastClock
+from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
+from tests.support.servers import serve_in_thread
+from tests.support.speech import speak
+from zapvoice.audio import to_int16
+
+INSTANCE_TOKEN = "zzg-instance-secret-93c1"
+SPEED = 3.0
+FRAME_S = 0.06 / SPEED
+POLL_S = 0.3
+
+
+@pytest.fixture(scope="module")
+def engines(make_settings):
+    settings = make_settings()
+    return load_whisper(settings), load_voices(settings)
+
+
+@pytest.fixture(scope="module")
+def utterance() -> bytes:
+    return to_int16(speak("Bom dia, eu queria marcar uma consulta.")).tobytes()
+
+
+@pytest.fixture()
+def zuckzapgo():
+    running = serve_in_thread(build_fake_zuckzapgo(INSTANCE_TOKEN, frame_s=FRAME_S, enabled=True))
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def agent_settings(make_settings, zuckzapgo, tmp_path):
+    def make(**overrides):
+        values = dict(zuckzapgo_url=zuckzapgo.url, zuckzapgo_token=INSTANCE_TOKEN, zuckzapgo_poll_s=POLL_S,
+                      agent_record_dir=tmp_path / "calls", agent_greeting="Olá! Aqui é a clínica.",
+                      agent_idle_prompt_s=60.0)
+        values.update(overrides)
+        return make_settings(**values)
+    return make
+
+
+class Harness:
+    """The test's side of the fake engine: make calls ring, speak as the caller, read reports."""
+
+    def __init__(self, url: str):
+        self.http = httpx.AsyncClient(base_url=url, timeout=10)
+
+    async def ring(self, phone: str = "5521988887777") -> str:
+        return (await self.http.post("/_fake/inbound", json={"from": phone})).json()["callId"]
+
+    async def say(self, call_id: str, audio: bytes) -> float:
+        """The caller speaks; returns when their speech ends (call seconds since the answer)."""
+        return (await self.http.post(f"/_fake/calls/{call_id}/say", content=audio)).json()["end_s"]
+
+    async def report(self, call_id: str) -> dict:
+        return (await self.http.get(f"/_fake/calls/{call_id}")).json()
+
+    async def until(self, call_id: str, check, timeout_s: float = 30.0) -> dict:
+        for _ in range(int(timeout_s / 0.05)):
+            report = await self.report(call_id)
+            if check(report):
+                return report
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out; last report: {json.dumps(report)[:2000]}")
+
+    async def reply_after(self, call_id: str, after_s: float) -> dict:
+        """Wait until the bot has spoken after `after_s` and gone quiet for half a second."""
+        def replied(report):
+            later = [seg for seg in report["heard_segments"] if seg[0] > after_s]
+            return later and (report["ended_at"] is not None or _call_time(report) - later[-1][1] > 0.5)
+        return await self.until(call_id, replied)
+
+
+def _call_time(report: dict) -> float:
+    """Call seconds since the answer, as far as the heard track goes."""
+    return report["heard_s"]
+
+
+@contextlib.asynccontextmanager
+async def running_agent(settings, engines, clock=None):
+    stt, tts = engines
+    backends = Backends(stt, OpenAIChat(settings), tts)
+    api = ZuckZapGoAPI(settings.zuckzapgo_url, INSTANCE_TOKEN)
+    agent = ZuckZapGoAgent(settings, backends, api, clock or FastClock(SPEED))
+    poller = asyncio.create_task(agent.run())
+    try:
+        yield agent
+    finally:
+        poller.cancel()
+        await agent.aclose()
+        await asyncio.gather(poller, return_exceptions=True)
+        await api.aclose()
+        await backends.llm.aclose()
+
+
+def records(settings) -> list[list[dict]]:
+    return [[json.loads(line) for line in path.read_text().splitlines()]
+            for path in sorted(settings.agent_record_dir.rglob("*.jsonl"))]
+
+
+def test_inbound_call_greeting_three_turns_and_remote_hangup(agent_settings, engines, zuckzapgo, utterance):
+    settings = agent_settings()
+
+    async def scenario():
+        phone = Harness(zuckzapgo.url)
+        async with running_agent(settings, engines) as agent:
+            call_id = await phone.ring()
+            report = await phone.until(call_id, lambda r: r["answered_at"] is not None)
+            assert report["answer_delay_s"] <= 2 * POLL_S + 0.3
+            await phone.reply_after(call_id, 0.0)  # the greeting
+            for _ in range(3):
+                end = await phone.say(call_id, utterance)
+                await phone.reply_after(call_id, end)
+            await phone.http.post(f"/_fake/calls/{call_id}/hangup")
+            for _ in range(100):
+                if call_id not in agent.calls:
+                    break
+                await asyncio.sleep(0.02)
+            assert call_id not in agent.calls, "the agent did not notice the remote hangup"
+            await asyncio.sleep(0.2)
+            return await phone.report(call_id)
+
+    report = asyncio.run(scenario())
+    assert report["ended_by"] == "peer" and report["ws_closed_by"] == "client"
+    assert len(report["heard_segments"]) >= 4
+    assert report["client_bad_sizes"] == 0 and report["client_messages"] > 50
+    assert report["max_queue_frames"] <= 3
+    assert report["hangup_requests"] == 0
+    (call,) = records(settings)
+    turns = [entry for entry in call if entry["event"] == "turn"]
+    assert [t["user"] for t in turns] == ["", "olá, tudo bem?", "olá, tudo bem?", "olá, tudo bem?"]
+    assert turns[1]["assistant"] == "Você disse: olá, tudo bem?"
+    assert call[-1] == {**call[-1], "event": "call_ended", "reason": "remote hangup", "turns": 4}
+
+
+def test_barge_in_stops_the_bot_within_a_few_frames(agent_settings, engines, zuckzapgo, utterance):
+    settings = agent_settings(llm_model="story")
+
+    async def scenario():
+        phone = Harness(zuckzapgo.url)
+        async with running_agent(settings, engines):
+            call_id = await phone.ring()
+            await phone.reply_after(call_id, 0.0)
+            end = await phone.say(call_id, utterance)
+            report = await phone.until(call_id, lambda r: any(seg[0] > end for seg in r["heard_segments"]))
+            talking_since = next(seg[0] for seg in report["heard_segments"] if seg[0] > end)
+            await asyncio.sleep(1.5 / SPEED)  # well into the long reply
+            start = (await phone.http.post(f"/_fake/calls/{call_id}/say", content=utterance)).json()["start_s"]
+            await phone.reply_after(call_id, start + 1.0)
+            return start, talking_since, await phone.report(call_id)
+
+    start, talking_since, report = asyncio.run(scenario())
+    cut = next(seg for seg in report["heard_segments"] if seg[0] <= start + 0.1 < seg[1] + 0.3)
+    assert cut[0] >= talking_since - 0.01
+    assert cut[1] - start <= 0.45, f"the bot talked {cut[1] - start:.2f} s over the caller"
+    turns = [e for e in records(settings)[0] if e["event"] == "turn"]
+    assert turns[1]["interrupted"] is True
+
+
+def test_the_bot_hangs_up_after_saying_goodbye(agent_settings, engines, zuckzapgo, utterance):
+    settings = agent_settings(llm_model="goodbye")
+
+    async def scenario():
+        phone = Harness(zuckzapgo.url)
+        async with running_agent(settings, engines):
+            call_id = await phone.ring()
+            await phone.reply_after(call_id, 0.0)
+            await phone.say(call_id, utterance)
+            return await phone.until(call_id, lambda r: r["ended_at"] is not None)
+
+    report = asyncio.run(scenario())
+    assert report["ended_by"] == "app" and report["hangup_requests"] == 1
+    assert report["ws_closed_by"] in ("client", "engine")
+    assert records(settings)[0][-1]["reason"] == "the bot ended the call"
+
+
+def test_an_idle_caller_is_prompted_then_hung_up_on(agent_settings, engines, zuckzapgo):
+    settings = agent_settings(agent_idle_prompt_s=2.0, agent_idle_hangup_s=2.0)
+
+    async def scenario():
+        phone = Harness(zuckzapgo.url)
+        async with running_agent(settings, engines):
+            call_id = await phone.ring()
+            return await phone.until(call_id, lambda r: r["ended_at"] is not None)
+
+    report = asyncio.run(scenario())
+    assert report["ended_by"] == "app" and len(report["heard_segments"]) == 3  # greeting, prompt, farewell
+    assert records(settings)[0][-1]["reason"] == "the caller stayed silent"
+
+
+def test_outbound_call_talks_once_answered(agent_settings, engines, zuckzapgo, utterance):
+    settings = agent_settings(llm_model="goodbye")
+
+    async def scenario():
+        phone = Harness(zuckzapgo.url)
+        async with running_agent(settings, engines) as agent:
+            dialing = asyncio.create_task(agent.call("5521977776666"))
+            for _ in range(100):
+                calls = (await phone.http.get("/_fake/calls")).json()
+                if calls:
+                    break
+                await asyncio.sleep(0.02)
+            (call_id,) = calls
+            await phone.reply_after(call_id, 0.0)
+            await phone.say(call_id, utterance)
+            reason = await asyncio.wait_for(dialing, 30)
+            return reason, await phone.report(call_id)
+
+    reason, report = asyncio.run(scenario())
+    assert reason == "the bot ended the call"
+    assert report["direction"] == "outbound" and report["ended_by"] == "app"
+    assert report["heard_segments"][0][0] >= 0  # nothing was sent to be heard before the answer
+
+
+@pytest.mark.parametrize("enabled, unreachable, status, says", [
+    (False, [], 409, "zapvoice zuckzapgo setup"),
+    (True, ["5521900000000"], 502, "unreachable"),
+])
+def test_outbound_dial_failures_say_what_to_do(make_settings, engines, enabled, unreachable, status, says):
+    running = serve_in_thread(build_fake_zuckzapgo(INSTANCE_TOKEN, frame_s=FRAME_S, enabled=enabled))
+    try:
+        httpx.put(f"{running.url}/_fake/unreachable", json={"phones": unreachable})
+        settings = make_settings(zuckzapgo_url=running.url, zuckzapgo_token=INSTANCE_TOKEN)
+
+        async def scenario():
+            async with running_agent(settings, engines) as agent:
+                with pytest.raises(ZuckZapGoError) as failure:
+                    await agent.call("5521900000000")
+                return failure.value
+        error = asyncio.run(scenario())
+    finally:
+        running.stop()
+    assert error.status == status and says in error.message
+
+
+def test_a_zuckzapgo_restart_ends_the_call_alone_and_the_agent_carries_on(agent_settings, engines, zuckzapgo,
+                                                                          utterance, caplog):
+    settings = agent_settings()
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario():
+        phone = Harness(zuckzapgo.url)
+        async with running_agent(settings, engines) as agent:
+            call_id = await phone.ring()
+            await phone.reply_after(call_id, 0.0)
+            state = zuckzapgo.server.config.app.state.fake_state
+            await asyncio.to_thread(zuckzapgo.stop)
+            for _ in range(200):
+                if not agent.calls and agent.reachable is False:
+                    break
+                await asyncio.sleep(0.02)
+            assert not agent.calls and agent.reachable is False
+            restarted = await asyncio.to_thread(
+                serve_in_thread, build_fake_zuckzapgo(INSTANCE_TOKEN, frame_s=FRAME_S, state=state),
+                port=zuckzapgo.port)
+            try:
+                phone = Harness(restarted.url)
+                second = await phone.ring()
+                return await phone.reply_after(second, 0.0)
+            finally:
+                await asyncio.to_thread(restarted.stop)
+
+    report = asyncio.run(scenario())
+    assert report["answered_at"] is not None and report["heard_segments"]
+    ended = [e for call in records(settings) for e in call if e["event"] == "call_ended"]
+    assert ended[0]["reason"] == "media socket closed"
+    assert INSTANCE_TOKEN not in caplog.text
+
+
+def test_calls_beyond_the_maximum_are_declined(agent_settings, engines, zuckzapgo):
+    settings = agent_settings(agent_max_calls=1)
+
+    async def scenario():
+        phone = Harness(zuckzapgo.url)
+        async with running_agent(settings, engines):
+            first = await phone.ring("5521911111111")
+            await phone.until(first, lambda r: r["answered_at"] is not None)
+            second = await phone.ring("5521922222222")
+            return await phone.until(second, lambda r: r["ended_at"] is not None)
+
+    report = asyncio.run(scenario())
+    assert report["answered_at"] is None and report["ended_by"] == "app"
+
+
+def test_the_offer_webhook_answers_without_waiting_for_the_poll(agent_settings, engines, zuckzapgo):
+    settings = agent_settings(zuckzapgo_poll_s=30.0)
+
+    async def scenario():
+        phone = Harness(zuckzapgo.url)
+        async with running_agent(settings, engines) as agent:
+            app = serve_in_thread(create_agent_app(agent, "hook-secret"))
+            try:
+                async with httpx.AsyncClient(base_url=app.url) as client:
+                    assert (await client.post("/zuckzapgo/webhook?secret=wrong", json={})).status_code == 401
+                    assert (await client.get("/health")).json()["zuckzapgo"] == "reachable"
+                await phone.http.put("/_fake/webhook", json={"url": f"{app.url}/zuckzapgo/webhook?secret=hook-secret"})
+                call_id = await phone.ring()
+                return await phone.until(call_id, lambda r: r["answered_at"] is not None, timeout_s=5)
+            finally:
+                await asyncio.to_thread(app.stop)
+
+    report = asyncio.run(scenario())
+    assert report["webhook_status"] == 200 and report["answer_delay_s"] < 1.0
+
+
+def test_setup_enables_manual_mode_and_keeps_the_subscriptions():
+    running = serve_in_thread(build_fake_zuckzapgo(INSTANCE_TOKEN))
+    try:
+        async def scenario():
+            api = ZuckZapGoAPI(running.url, INSTANCE_TOKEN)
+            try:
+                first = await enable_manual_mode(api, reconnect_pause_s=0)
+                second = await enable_manual_mode(api, reconnect_pause_s=0)
+                return first, second, await api.calls()
+            finally:
+                await api.aclose()
+        first, second, calls = asyncio.run(scenario())
+        requests = httpx.get(f"{running.url}/_fake/requests").json()
+    finally:
+        running.stop()
+    assert "callInboundMode: webhook -> manual" in first and "event subscriptions: Message -> Message, Call" in first
+    assert calls == [] and second[0].startswith("nothing to change")
+    writes = [(r["method"], r["path"], r["json"]) for r in requests if r["method"] != "GET"]
+    assert writes == [("PUT", "/call/config", {"callsEnabled": True, "callInboundMode": "manual", "callRecord": False}),
+                      ("POST", "/session/disconnect", {}),
+                      ("POST", "/session/connect", {"Subscribe": ["Message", "Call"], "Immediate": True})]
+    assert all(r["token_ok"] for r in requests)
+
+
+def test_the_instance_token_never_reaches_a_message():
+    api = ZuckZapGoAPI("http://127.0.0.1:9", "tok/en+with spaces")
+    assert api.redact(api.stream_url("call_1")).endswith("/call/call_1/stream?token=***")
+    assert api.redact("x tok/en+with spaces y") == "x *** y"
+
+    async def unreachable():
+        try:
+            await api.calls()
+        finally:
+            await api.aclose()
+    with pytest.raises(ZuckZapGoError) as failure:
+        asyncio.run(unreachable())
+    assert failure.value.status == 0 and "tok/en" not in failure.value.message
+
+
+def test_audio_frames_are_exactly_1920_bytes_and_never_far_ahead(agent_settings, engines, zuckzapgo, utterance):
+    settings = agent_settings(llm_model="story")
+
+    async def scenario():
+        phone = Harness(zuckzapgo.url)
+        async with running_agent(settings, engines):
+            call_id = await phone.ring()
+            await phone.reply_after(call_id, 0.0)
+            end = await phone.say(call_id, utterance)
+            await phone.reply_after(call_id, end)
+            return await phone.report(call_id)
+
+    report = asyncio.run(scenario())
+    sizes = {entry["size"] for entry in report["client_log"]}
+    assert sizes == {1920}
+    assert report["max_queue_frames"] <= 3
+    assert report["underrun_ticks"] <= 2
+    assert np.mean([e["queue_frames"] for e in report["client_log"] if e["t"] is not None]) <= 3
