@@ -29,7 +29,7 @@ from agent.line import CallInfo, CallLine
 from agent.playout import Playout
 from agent.sentences import SentenceSplitter, WholeText
 from agent.vad import EnergyVAD, NoiseDropped, PauseStarted, SpeechResumed, SpeechStarted, TurnEnded, VadEvent
-from providers.contracts import EndCall, Message, Speech, Transcript
+from providers.contracts import Message, Speech, ToolCall, Transcript
 from providers.errors import ProviderError
 from providers.spoken_text import to_spoken
 from zapvoice.settings import Settings
@@ -37,6 +37,11 @@ from zapvoice.settings import Settings
 log = logging.getLogger(__name__)
 
 INTERRUPTED = " [interrupted by the caller]"
+END_CALL_TOOL = {"type": "function", "function": {
+    "name": "end_call",
+    "description": "Hang up the phone call. Call it right after saying goodbye, when the caller says goodbye "
+                   "or the conversation is over.",
+    "parameters": {"type": "object", "properties": {}}}}
 WATCH_S = 0.1  # how often the idle and call-length timers are checked
 
 
@@ -80,6 +85,8 @@ class Conversation:
         self._voice: str | None = None  # the caller's language, to pick the voice
         self._started_at = self.clock.now()
         self._quiet_since = self._started_at
+        self._tools = {tool.name: tool for tool in line.tools}
+        self._tool_specs = ([END_CALL_TOOL] if settings.agent_end_call_tool else []) + [t.spec for t in line.tools]
         self._goodbye = [re.compile(rf"\b{re.escape(p.lower())}\b") for p in settings.agent_goodbye_phrases]
 
     # --- what the transport calls ------------------------------------------------------------
@@ -217,8 +224,7 @@ class Conversation:
         self._add_user(text)
         reply.user = text
         try:
-            await self._speak(reply, self.backends.llm.stream(self.system, list(self.history),
-                                                              self.settings.agent_end_call_tool))
+            await self._speak(reply, self.backends.llm.stream(self.system, list(self.history), self._tool_specs))
         except ProviderError as exc:
             log.warning("call %s: the LLM failed: %s", self.info.call_id, exc.message)
             if not reply.sentences:
@@ -227,7 +233,7 @@ class Conversation:
     async def _transcribe(self, audio: np.ndarray) -> Transcript:
         return await self.backends.stt.transcribe(audio, self.settings.stt_language)
 
-    async def _speak(self, reply: _Reply, pieces: AsyncIterator[str | EndCall], whole: bool = False) -> None:
+    async def _speak(self, reply: _Reply, pieces: AsyncIterator[str | ToolCall], whole: bool = False) -> None:
         """Speak a streamed reply sentence by sentence, synthesizing the next while one plays.
         `whole`: a fixed phrase, synthesized in one piece so it comes from the TTS cache."""
         ready: asyncio.Queue[tuple[str, asyncio.Task] | None] = asyncio.Queue(maxsize=1)
@@ -237,8 +243,8 @@ class Conversation:
             splitter = WholeText() if whole else SentenceSplitter()
             try:
                 async for piece in pieces:
-                    if isinstance(piece, EndCall):
-                        reply.hang_up_after = reply.hang_up_after or "the bot ended the call"
+                    if isinstance(piece, ToolCall):
+                        await self._use_tool(reply, piece)
                         continue
                     if reply.times is not None and reply.times.first_token is None:
                         reply.times.first_token = self.clock.now()
@@ -273,6 +279,16 @@ class Conversation:
         if reply.sentences and self._says_goodbye(reply.sentences[-1][2]):
             reply.hang_up_after = reply.hang_up_after or "the bot said goodbye"
         await self.playout.drained()
+
+    async def _use_tool(self, reply: _Reply, call: ToolCall) -> None:
+        log.info("call %s: the LLM called %s(%s)", self.info.call_id, call.name, call.arguments)
+        if call.name == "end_call":
+            reply.hang_up_after = reply.hang_up_after or "the bot ended the call"
+        elif call.name in self._tools:
+            try:
+                await self._tools[call.name].run(call.arguments)
+            except (ValueError, TypeError) as exc:  # the model's arguments were unusable
+                log.warning("call %s: %s(%s) failed: %s", self.info.call_id, call.name, call.arguments, exc)
 
     async def _queue_sentence(self, ready: asyncio.Queue, sentence: str) -> None:
         """Queue a sentence as it will be heard (no markdown, emoji, links); that is also what the history keeps."""

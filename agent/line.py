@@ -7,6 +7,7 @@ the pipeline, timers) is the conversation's, so a new transport is one new modul
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -29,9 +30,22 @@ class CallInfo:
                 "called": self.called or "unknown", **self.extra}
 
 
+@dataclass(frozen=True)
+class LineTool:
+    """Something the transport can do that the LLM may ask for (send DTMF digits, ...)."""
+
+    spec: dict  # an OpenAI function tool: {"type": "function", "function": {"name", "description", "parameters"}}
+    run: Callable[[dict], Awaitable[None]]  # called with the arguments the model gave
+
+    @property
+    def name(self) -> str:
+        return self.spec["function"]["name"]
+
+
 class CallLine(Protocol):
     frame_samples: int  # samples at 16 kHz in each frame send() takes
     lead_frames: int  # frames the far end may have queued ahead of real time
+    tools: Sequence[LineTool]  # offered to the LLM besides end_call
 
     async def send(self, frame: np.ndarray) -> None:
         """One frame of int16 speech at 16 kHz, exactly frame_samples long."""

@@ -7,12 +7,12 @@ answers {"reply"}, TTS takes {"text"} and answers a WAV (any rate) or raw s16le 
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 import httpx
 import numpy as np
 
-from providers.contracts import EndCall, Message, Speech, Transcript
+from providers.contracts import Message, Speech, ToolCall, Transcript
 from providers.errors import ProviderError, upstream_error_text
 from zapvoice.audio import PIPELINE_RATE, decode_audio, to_int16, wav_bytes
 
@@ -72,7 +72,7 @@ class ContractChat(ContractClient):
         return self._field(response, "reply")
 
     async def stream(self, system: str, messages: list[Message],
-                     end_call_tool: bool = False) -> AsyncIterator[str | EndCall]:
+                     tools: Sequence[dict] = ()) -> AsyncIterator[str | ToolCall]:
         """The contract has no streaming and no tools: the whole reply, at once."""
         yield await self.reply(system, messages)
 

@@ -7,7 +7,7 @@ client of the HTTP contract that ZuckZapGo also speaks; callers cannot tell them
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AsyncIterator, Literal, Protocol, TypedDict
+from typing import AsyncIterator, Literal, Protocol, Sequence, TypedDict
 
 import numpy as np
 
@@ -44,18 +44,21 @@ class SpeechToText(Protocol):
 
 
 @dataclass(frozen=True)
-class EndCall:
-    """The model asked to hang up (it called the end_call tool); comes after the reply's text."""
+class ToolCall:
+    """The model called one of the tools it was offered; comes after the reply's text."""
+
+    name: str
+    arguments: dict
 
 
 class ChatModel(Protocol):
     async def reply(self, system: str, messages: list[Message]) -> str:
         """The assistant's next turn, ready to be spoken."""
 
-    def stream(self, system: str, messages: list[Message], end_call_tool: bool = False) -> AsyncIterator[str | EndCall]:
+    def stream(self, system: str, messages: list[Message], tools: Sequence[dict] = ()) -> AsyncIterator[str | ToolCall]:
         """The next turn as it is generated: raw text pieces (reasoning blocks already removed,
-        not yet made speakable), then EndCall if `end_call_tool` was offered and the model
-        called it. Closing the iterator early stops the generation upstream."""
+        not yet made speakable), then a ToolCall for each of the offered `tools` (OpenAI
+        function specs) the model called. Closing the iterator early stops the generation upstream."""
 
 
 class TextToSpeech(Protocol):

@@ -11,22 +11,16 @@ import contextlib
 import json
 import logging
 import re
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator, Iterator, Sequence
 
 import httpx
 
-from providers.contracts import EndCall, Message
+from providers.contracts import Message, ToolCall
 from providers.errors import ProviderError, upstream_error_text
 from providers.spoken_text import strip_reasoning, to_spoken
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)
-
-END_CALL_TOOL = {"type": "function", "function": {
-    "name": "end_call",
-    "description": "Hang up the phone call. Call it right after saying goodbye, when the caller says goodbye "
-                   "or the conversation is over.",
-    "parameters": {"type": "object", "properties": {}}}}
 
 
 class OpenAIChat:
@@ -44,13 +38,13 @@ class OpenAIChat:
         )
         self._tools_refused = False  # the upstream rejected a request offering tools: never offer them again
 
-    def _payload(self, system: str, messages: list[Message], stream: bool = False, tools: bool = False) -> dict:
+    def _payload(self, system: str, messages: list[Message], stream: bool = False, tools: Sequence[dict] = ()) -> dict:
         s = self.settings
         chat = ([{"role": "system", "content": system}] if system else []) + list(messages)
         payload = {"model": s.llm_model, "messages": chat, "temperature": s.llm_temperature,
                    "max_tokens": s.llm_max_tokens, "stream": stream}
         if tools:
-            payload["tools"] = [END_CALL_TOOL]
+            payload["tools"] = list(tools)
         return payload
 
     async def reply(self, system: str, messages: list[Message]) -> str:
@@ -63,8 +57,8 @@ class OpenAIChat:
         return to_spoken(content) if self.settings.llm_spoken_style else strip_reasoning(content).strip()
 
     async def stream(self, system: str, messages: list[Message],
-                     end_call_tool: bool = False) -> AsyncIterator[str | EndCall]:
-        tools = end_call_tool and not self._tools_refused
+                     tools: Sequence[dict] = ()) -> AsyncIterator[str | ToolCall]:
+        tools = () if self._tools_refused else tuple(tools)
         with self._upstream_errors():
             while True:  # at most twice: once more without tools if the upstream refuses them
                 request = self._payload(system, messages, stream=True, tools=tools)
@@ -73,20 +67,23 @@ class OpenAIChat:
                         await response.aread()
                         if tools and response.status_code in (400, 422):
                             self._refuse_tools(response)
-                            tools = False
+                            tools = ()
                             continue
                         self._raise_for_status(response)
-                    reasoning, end_call = _ReasoningFilter(), False
+                    reasoning, calls = _ReasoningFilter(), _ToolCalls()
                     async with contextlib.aclosing(self._deltas(response)) as deltas:
                         async for delta in deltas:
-                            end_call = end_call or _calls_end_call(delta.get("tool_calls"))
+                            calls.add(delta.get("tool_calls"))
                             content = delta.get("content")
                             if isinstance(content, str) and (text := reasoning.feed(content)):
                                 yield text
                     if text := reasoning.end():
                         yield text
-                    if tools and end_call:
-                        yield EndCall()
+                    if tools:
+                        offered = {tool["function"]["name"] for tool in tools}
+                        for call in calls.complete():
+                            if call.name in offered:
+                                yield call
                     return
 
     async def _deltas(self, response: httpx.Response) -> AsyncIterator[dict]:
@@ -150,12 +147,36 @@ class OpenAIChat:
         await self.client.aclose()
 
 
-def _calls_end_call(tool_calls: object) -> bool:
-    """Whether tool calls, whole or streamed pieces (the name comes in the first), include end_call."""
-    try:
-        return any((call.get("function") or {}).get("name") == "end_call" for call in tool_calls or ())
-    except (AttributeError, TypeError):  # not OpenAI's shape
-        return False
+class _ToolCalls:
+    """Tool calls assembled from streamed pieces: the name comes first, the JSON arguments in parts,
+    each piece tagged with its call's index (a whole completion gives each call in one piece)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[int, dict[str, str]] = {}
+
+    def add(self, pieces: object) -> None:
+        if not isinstance(pieces, list):
+            return
+        for position, piece in enumerate(pieces):
+            function = piece.get("function") if isinstance(piece, dict) else None
+            if not isinstance(function, dict):
+                continue
+            index = piece.get("index", position)
+            call = self.parts.setdefault(index if isinstance(index, int) else position, {"name": "", "arguments": ""})
+            if isinstance(function.get("name"), str):
+                call["name"] += function["name"]
+            if isinstance(function.get("arguments"), str):
+                call["arguments"] += function["arguments"]
+
+    def complete(self) -> list[ToolCall]:
+        calls = []
+        for _, call in sorted(self.parts.items()):
+            try:
+                arguments = json.loads(call["arguments"] or "{}")
+            except ValueError:
+                arguments = {}
+            calls.append(ToolCall(call["name"], arguments if isinstance(arguments, dict) else {}))
+        return calls
 
 
 _OPEN, _CLOSE = re.compile("<think>", re.IGNORECASE), re.compile("</think>", re.IGNORECASE)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from providers.contract_clients import ContractChat
-from providers.contracts import EndCall
+from providers.contracts import ToolCall
 from providers.errors import ProviderError
 from providers.llm import OpenAIChat, _ReasoningFilter
 from providers.spoken_text import to_spoken
@@ -31,9 +31,15 @@ def run(chat, work):
     return asyncio.run(main())
 
 
+END_CALL_TOOL = {"type": "function", "function": {"name": "end_call", "description": "Hang up.",
+                                                  "parameters": {"type": "object", "properties": {}}}}
+OTHER_TOOL = {"type": "function", "function": {"name": "transfer", "description": "Transfer the call.",
+                                               "parameters": {"type": "object", "properties": {}}}}
+
+
 def streamed(chat, end_call_tool: bool = False) -> list:
     async def collect(chat):
-        return [item async for item in chat.stream(SYSTEM, HELLO, end_call_tool)]
+        return [item async for item in chat.stream(SYSTEM, HELLO, [END_CALL_TOOL] if end_call_tool else [])]
     return run(chat, collect)
 
 
@@ -80,9 +86,15 @@ def test_reasoning_filter_wherever_the_pieces_are_cut(text, answer):
 
 
 def test_end_call_comes_last_when_the_model_calls_it(make_settings, fake_llm):
-    assert streamed(OpenAIChat(make_settings(llm_model="goodbye")), end_call_tool=True) == [*GOODBYE, EndCall()]
+    assert streamed(OpenAIChat(make_settings(llm_model="goodbye")), end_call_tool=True) == [*GOODBYE, ToolCall("end_call", {})]
     [tool] = fake_llm.requests[-1]["json"]["tools"]
     assert tool["type"] == "function" and tool["function"]["name"] == "end_call"
+
+
+def test_only_the_tools_offered_are_called(make_settings, fake_llm):
+    async def offering_another(chat):
+        return [item async for item in chat.stream(SYSTEM, HELLO, [OTHER_TOOL])]
+    assert run(OpenAIChat(make_settings(llm_model="goodbye")), offering_another) == GOODBYE
 
 
 def test_no_tools_offered_no_end_call(make_settings, fake_llm):
@@ -92,7 +104,7 @@ def test_no_tools_offered_no_end_call(make_settings, fake_llm):
 
 def test_an_upstream_that_does_not_stream_gives_its_whole_answer(make_settings, fake_llm):
     assert streamed(OpenAIChat(make_settings(llm_model="nostream")), end_call_tool=True) == [
-        "Obrigado pela ligação, tchau!", EndCall()]
+        "Obrigado pela ligação, tchau!", ToolCall("end_call", {})]
     assert fake_llm.requests[-1]["json"]["stream"] is True
 
 
@@ -102,7 +114,7 @@ def test_a_stream_without_content_yields_nothing(make_settings):
 
 def test_refused_tools_are_dropped_for_good(make_settings, fake_llm, caplog):
     async def twice(chat):
-        return [[item async for item in chat.stream(SYSTEM, HELLO, end_call_tool=True)] for _ in range(2)]
+        return [[item async for item in chat.stream(SYSTEM, HELLO, [END_CALL_TOOL])] for _ in range(2)]
 
     before = len(fake_llm.requests)
     with caplog.at_level(logging.WARNING, logger="providers.llm"):

@@ -14,6 +14,7 @@ FRAME_SAMPLES = 960  # 60 ms at 16 kHz = 1920 bytes: the engine zero-pads anythi
 
 class MediaLine:
     frame_samples = FRAME_SAMPLES
+    tools = ()
 
     def __init__(self, ws: ClientConnection, api: ZuckZapGoAPI, call_id: str, lead_frames: int):
         self.ws = ws

@@ -24,6 +24,7 @@ AUDIBLE = 10 ** (-45 / 20) * 32768
 
 class RecordingLine:
     frame_samples = CHUNK
+    tools = ()
 
     def __init__(self, clock, lead_frames: int = 2):
         self.clock = clock

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from providers.contracts import EndCall, Message, Speech, Transcript
+from providers.contracts import Message, Speech, ToolCall, Transcript
 from providers.errors import ProviderError
 from zapvoice.audio import PIPELINE_RATE
 
@@ -56,8 +56,8 @@ class FakeChat:
     async def reply(self, system: str, messages: list[Message]) -> str:
         raise NotImplementedError("the agent streams")
 
-    async def stream(self, system: str, messages: list[Message], end_call_tool: bool = False
-                     ) -> AsyncIterator[str | EndCall]:
+    async def stream(self, system: str, messages: list[Message], tools: list[dict] = ()
+                     ) -> AsyncIterator[str | ToolCall]:
         self.requests.append([dict(m) for m in messages])
         scripted = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         words = scripted.text.split(" ")
@@ -68,8 +68,8 @@ class FakeChat:
                 if i:
                     await self.clock.sleep(self.token_s)
                 yield word + (" " if i < len(words) - 1 else "")
-            if scripted.end_call and end_call_tool:
-                yield EndCall()
+            if scripted.end_call and any(tool["function"]["name"] == "end_call" for tool in tools):
+                yield ToolCall("end_call", {})
             finished = True
         finally:
             if not finished:
