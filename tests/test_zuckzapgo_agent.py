@@ -73,6 +73,12 @@ class Harness:
     async def ring(self, phone: str = "5521988887777") -> str:
         return (await self.http.post("/_fake/inbound", json={"from": phone})).json()["callId"]
 
+    async def greeted(self) -> str:
+        """A new inbound call, once the agent has answered it and its greeting has been heard."""
+        call_id = await self.ring()
+        await self.reply_after(call_id, 0.0)
+        return call_id
+
     async def say(self, call_id: str, audio: bytes) -> float:
         """The caller speaks; returns when their speech ends (call seconds since the answer)."""
         return (await self.http.post(f"/_fake/calls/{call_id}/say", content=audio)).json()["end_s"]
@@ -164,8 +170,7 @@ def test_barge_in_stops_the_bot_within_a_few_frames(agent_settings, engines, zuc
     async def scenario():
         phone = Harness(zuckzapgo.url)
         async with running_agent(settings, engines):
-            call_id = await phone.ring()
-            await phone.reply_after(call_id, 0.0)
+            call_id = await phone.greeted()
             end = await phone.say(call_id, utterance)
             report = await phone.until(call_id, lambda r: any(seg[0] > end for seg in r["heard_segments"]))
             talking_since = next(seg[0] for seg in report["heard_segments"] if seg[0] > end)
@@ -188,8 +193,7 @@ def test_the_bot_hangs_up_after_saying_goodbye(agent_settings, engines, zuckzapg
     async def scenario():
         phone = Harness(zuckzapgo.url)
         async with running_agent(settings, engines):
-            call_id = await phone.ring()
-            await phone.reply_after(call_id, 0.0)
+            call_id = await phone.greeted()
             await phone.say(call_id, utterance)
             return await phone.until(call_id, lambda r: r["ended_at"] is not None)
 
@@ -266,8 +270,7 @@ def test_a_zuckzapgo_restart_ends_the_call_alone_and_the_agent_carries_on(agent_
     async def scenario():
         phone = Harness(zuckzapgo.url)
         async with running_agent(settings, engines) as agent:
-            call_id = await phone.ring()
-            await phone.reply_after(call_id, 0.0)
+            await phone.greeted()
             state = zuckzapgo.server.config.app.state.fake_state
             await asyncio.to_thread(zuckzapgo.stop)
             for _ in range(200):
@@ -373,8 +376,7 @@ def test_audio_frames_are_exactly_1920_bytes_and_never_far_ahead(agent_settings,
     async def scenario():
         phone = Harness(zuckzapgo.url)
         async with running_agent(settings, engines):
-            call_id = await phone.ring()
-            await phone.reply_after(call_id, 0.0)
+            call_id = await phone.greeted()
             end = await phone.say(call_id, utterance)
             await phone.reply_after(call_id, end)
             return await phone.report(call_id)

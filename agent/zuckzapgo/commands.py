@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import sys
+from collections.abc import Awaitable, Callable
 
 import uvicorn
 
@@ -51,32 +52,15 @@ def setup(settings: Settings) -> int:
 
 def run_agent(settings: Settings) -> int:
     """Answer every call until stopped, with the health and webhook routes on --host/--port."""
-    api = connect_api(settings)
-    if api is None:
-        return 2
-    backends = _load(settings)
-    if backends is None:
-        return 2
-
-    async def main() -> None:
-        agent = ZuckZapGoAgent(settings, backends, api)
+    async def serve(agent: ZuckZapGoAgent) -> int:
         secret = settings.zuckzapgo_webhook_secret.get_secret_value() if settings.zuckzapgo_webhook_secret else None
         server = uvicorn.Server(uvicorn.Config(create_agent_app(agent, secret), host=settings.host, port=settings.port,
                                                log_level="warning", timeout_graceful_shutdown=5))
-        await _warm(backends, settings)
-        poller = asyncio.create_task(agent.run())
         log.info("agent answering calls of %s; health at http://%s:%d/health%s", settings.zuckzapgo_url,
                  settings.host, settings.port, ", webhook at /zuckzapgo/webhook?secret=..." if secret else "")
-        try:
-            await server.serve()  # returns on SIGINT/SIGTERM
-        finally:
-            poller.cancel()
-            await agent.aclose()
-            await asyncio.gather(poller, return_exceptions=True)
-            await api.aclose()
-            await backends.aclose()
-    asyncio.run(main())
-    return 0
+        await server.serve()  # returns on SIGINT/SIGTERM
+        return 0
+    return _with_agent(settings, serve)
 
 
 def place_call(settings: Settings, number: str) -> int:
@@ -86,43 +70,42 @@ def place_call(settings: Settings, number: str) -> int:
         print(f"zapvoice: {number!r} is not a phone number: give the country code and number, digits only "
               "(5521999999999)", file=sys.stderr)
         return 2
-    api = connect_api(settings)
-    if api is None:
-        return 2
-    backends = _load(settings)
-    if backends is None:
-        return 2
 
-    async def main() -> int:
-        agent = ZuckZapGoAgent(settings, backends, api)
-        poller = asyncio.create_task(agent.run())
+    async def dial(agent: ZuckZapGoAgent) -> int:
         try:
-            await _warm(backends, settings)
             reason = await agent.call(phone)
         except ZuckZapGoError as exc:
             print(f"zapvoice: {exc.message}", file=sys.stderr)
             return 2 if exc.status == 409 else 1
+        print(f"call ended: {reason}")
+        return 0
+    return _with_agent(settings, dial)
+
+
+def _with_agent(settings: Settings, work: Callable[[ZuckZapGoAgent], Awaitable[int]]) -> int:
+    """Load the engines, start polling the instance, run `work`, and tear everything down."""
+    api = connect_api(settings)
+    if api is None:
+        return 2
+    try:
+        backends = Backends.from_settings(settings)
+    except ModelError as exc:
+        print(f"zapvoice: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        agent = ZuckZapGoAgent(settings, backends, api)
+        try:
+            await backends.warm_phrases(settings)
+        except ProviderError as exc:  # a remote TTS that is down now may be up when a call comes
+            log.warning("cannot prepare the greeting: %s", exc.message)
+        poller = asyncio.create_task(agent.run())
+        try:
+            return await work(agent)
         finally:
             poller.cancel()
             await agent.aclose()
             await asyncio.gather(poller, return_exceptions=True)
             await api.aclose()
             await backends.aclose()
-        print(f"call ended: {reason}")
-        return 0
     return asyncio.run(main())
-
-
-def _load(settings: Settings) -> Backends | None:
-    try:
-        return Backends.from_settings(settings)
-    except ModelError as exc:
-        print(f"zapvoice: {exc}", file=sys.stderr)
-        return None
-
-
-async def _warm(backends: Backends, settings: Settings) -> None:
-    try:
-        await backends.warm_phrases(settings)
-    except ProviderError as exc:  # a remote TTS that is down now may be up when a call comes
-        log.warning("cannot prepare the greeting: %s", exc.message)
