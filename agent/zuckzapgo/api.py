@@ -60,6 +60,8 @@ class ZuckZapGoAPI:
                                                        f"without the JSON envelope: {response.text[:200]!r}")
         if not response.is_success or answer.get("success") is False:
             message = answer.get("error") or answer.get("message") or f"HTTP {response.status_code}"
+            if response.status_code == 401:
+                message += " (the instance token, --zuckzapgo-token, is not this instance's)"
             raise ZuckZapGoError(response.status_code, self.redact(f"{method} {path}: {message}"))
         data = answer.get("data")
         return data if isinstance(data, dict) else {}

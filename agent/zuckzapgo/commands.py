@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -51,29 +53,45 @@ def setup(settings: Settings) -> int:
 
 
 def run_agent(settings: Settings) -> int:
-    """Answer every call until stopped, with the health and webhook routes on --host/--port."""
-    async def serve(agent: ZuckZapGoAgent) -> int:
+    """Answer every call until SIGINT/SIGTERM, with the health and webhook routes on --host/--port."""
+    async def serve(agent: ZuckZapGoAgent, stop: asyncio.Event) -> int:
         secret = settings.zuckzapgo_webhook_secret.get_secret_value() if settings.zuckzapgo_webhook_secret else None
-        server = uvicorn.Server(uvicorn.Config(create_agent_app(agent, secret), host=settings.host, port=settings.port,
-                                               log_level="warning", timeout_graceful_shutdown=5))
+        server = _Server(uvicorn.Config(create_agent_app(agent, secret), host=settings.host, port=settings.port,
+                                        log_level="warning", timeout_graceful_shutdown=5))
+        serving = asyncio.create_task(server.serve())
+        stopping = asyncio.create_task(stop.wait())
         log.info("agent answering calls of %s; health at http://%s:%d/health%s", settings.zuckzapgo_url,
                  settings.host, settings.port, ", webhook at /zuckzapgo/webhook?secret=..." if secret else "")
-        await server.serve()  # returns on SIGINT/SIGTERM
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        server.should_exit = True
+        try:
+            await serving
+        except SystemExit:  # uvicorn exits when it cannot bind the port
+            print(f"zapvoice: cannot listen on {settings.host}:{settings.port}", file=sys.stderr)
+            return 1
         return 0
     return _with_agent(settings, serve)
 
 
 def place_call(settings: Settings, number: str) -> int:
-    """Dial one number, hold the conversation, and exit when the call ends."""
+    """Dial one number, hold the conversation, and exit when the call ends (Ctrl-C hangs up)."""
     phone = re.sub(r"[\s()+.-]", "", number)
     if not re.fullmatch(r"\d{8,15}", phone):
         print(f"zapvoice: {number!r} is not a phone number: give the country code and number, digits only "
               "(5521999999999)", file=sys.stderr)
         return 2
 
-    async def dial(agent: ZuckZapGoAgent) -> int:
+    async def dial(agent: ZuckZapGoAgent, stop: asyncio.Event) -> int:
+        calling = asyncio.create_task(agent.call(phone))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({calling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        calling.cancel()  # a no-op when the call is over; hangs up when Ctrl-C came first
         try:
-            reason = await agent.call(phone)
+            reason = await calling
+        except asyncio.CancelledError:
+            reason = "stopped by a signal"
         except ZuckZapGoError as exc:
             print(f"zapvoice: {exc.message}", file=sys.stderr)
             return 2 if exc.status == 409 else 1
@@ -82,8 +100,16 @@ def place_call(settings: Settings, number: str) -> int:
     return _with_agent(settings, dial)
 
 
-def _with_agent(settings: Settings, work: Callable[[ZuckZapGoAgent], Awaitable[int]]) -> int:
-    """Load the engines, start polling the instance, run `work`, and tear everything down."""
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the command stops it, after hanging up its calls."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+def _with_agent(settings: Settings, work: Callable[[ZuckZapGoAgent, asyncio.Event], Awaitable[int]]) -> int:
+    """Load the engines, start polling the instance, run `work` until it ends or a signal says stop."""
     api = connect_api(settings)
     if api is None:
         return 2
@@ -94,6 +120,9 @@ def _with_agent(settings: Settings, work: Callable[[ZuckZapGoAgent], Awaitable[i
         return 2
 
     async def main() -> int:
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         agent = ZuckZapGoAgent(settings, backends, api)
         try:
             await backends.warm_phrases(settings)
@@ -101,7 +130,7 @@ def _with_agent(settings: Settings, work: Callable[[ZuckZapGoAgent], Awaitable[i
             log.warning("cannot prepare the greeting: %s", exc.message)
         poller = asyncio.create_task(agent.run())
         try:
-            return await work(agent)
+            return await work(agent, stop)
         finally:
             poller.cancel()
             await agent.aclose()
