@@ -41,13 +41,13 @@ def settings(tmp_path, **overrides) -> Settings:
 
 
 def rig(tmp_path, replies, texts=("quero saber o horário",), stt_delay=0.05, first_token_s=0.05, token_s=0.01,
-        **overrides):
+        noise_dbfs=-60.0, **overrides):
     clock = FastClock(SPEED)
     stt = FakeSTT(clock, list(texts), delay_s=stt_delay)
     llm = FakeChat(clock, [r if isinstance(r, ScriptedReply) else ScriptedReply(r) for r in replies],
                    first_token_s=first_token_s, token_s=token_s)
     tts = FakeTTS(clock)
-    call = CallRig(clock, settings(tmp_path, **overrides), Backends(stt, llm, tts))
+    call = CallRig(clock, settings(tmp_path, **overrides), Backends(stt, llm, tts), noise_dbfs=noise_dbfs)
     return call, stt, llm, tts
 
 
@@ -82,6 +82,16 @@ def test_greeting_then_three_turns_then_remote_hangup(tmp_path, utterance):
     assert turn["user"] == "qual o horário" and not turn["interrupted"]
     assert 0 < turn["stt_ms"] <= turn["first_token_ms"] <= turn["first_audio_ms"]
     assert lines[-1]["reason"] == "remote hangup"
+
+
+def test_turns_over_a_noisy_line_are_answered_once_each(tmp_path, utterance):
+    """Speech about 20 dB over white line noise: two turns, two replies, no turn made of noise."""
+    call, stt, _, _ = rig(tmp_path, ["Certo."], noise_dbfs=-38.0)
+    script = [UntilBotDone(), Say(utterance), UntilBotDone(), Wait(3.0), Say(utterance), UntilBotDone(), HangUp()]
+    asyncio.run(call.run(script))
+    turns = [e for e in records(tmp_path) if e["event"] == "turn"]
+    assert len(turns) == 3 and [t["user"] for t in turns[1:]] == ["quero saber o horário"] * 2
+    assert stt.calls[-1] > 2.5  # the whole utterance reached STT, not a fragment
 
 
 def test_the_first_sentence_plays_while_the_rest_is_generated(tmp_path, utterance):

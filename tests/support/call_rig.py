@@ -91,8 +91,10 @@ class HangUp:
 
 
 class CallRig:
-    def __init__(self, clock, settings, backends, lead_frames: int = 2, info: CallInfo | None = None):
+    def __init__(self, clock, settings, backends, lead_frames: int = 2, info: CallInfo | None = None,
+                 noise_dbfs: float = -60.0):
         self.clock = clock
+        self.noise_dbfs = noise_dbfs
         self.line = RecordingLine(clock, lead_frames)
         self.conversation = Conversation(self.line, backends, settings,
                                          info or CallInfo("call-test", "test", "inbound", caller="5521999999999"),
@@ -109,7 +111,7 @@ class CallRig:
 
     async def _caller(self, script: list) -> None:
         queue: list[np.ndarray] = []
-        background = noise(600, -60)
+        background = noise(600, self.noise_dbfs)
         position = 0
         next_at = self.clock.now()
         steps = iter(script)
