@@ -1,7 +1,8 @@
 """One phone call's conversation: turn taking, the STT → LLM → TTS pipeline, barge-in and call end.
 
-The transport feeds the caller's audio to `hear()` and gives a `CallLine` to talk back on;
-`run()` greets, then answers every turn until the call ends. A bot turn ("reply") is one task:
+The transport feeds the caller's audio to `hear()` (and phone keys to `pressed()`) and gives
+a `CallLine` to talk back on; `run()` greets, then answers every turn until the call ends. A
+bot turn ("reply") is one task:
 
     transcribe ─ stream the LLM ─ cut sentences ─ synthesize sentence n+1 while n plays ─ drain
 
@@ -37,6 +38,7 @@ from zapvoice.settings import Settings
 log = logging.getLogger(__name__)
 
 INTERRUPTED = " [interrupted by the caller]"
+KEYS_PRESSED = "[the caller pressed {digits} on the phone keypad]"
 END_CALL_TOOL = {"type": "function", "function": {
     "name": "end_call",
     "description": "Hang up the phone call. Call it right after saying goodbye, when the caller says goodbye "
@@ -128,6 +130,30 @@ class Conversation:
         if not self._done.is_set():
             self.end_reason = reason
             self._done.set()
+
+    def end(self, reason: str) -> None:
+        """End the call from our side: the farewell over whatever was going on, then the hangup."""
+        if self._closing or self._done.is_set():
+            return
+        self._closing = True
+        if self._reply is not None:
+            self._barge_in()
+        self._say(self.settings.agent_farewell, hang_up_after=reason, interruptible=False)
+
+    def pressed(self, digits: str) -> None:
+        """The caller pressed phone keys (DTMF): a turn like speech, with no transcription. Keys
+        interrupt the bot; keys pressed while the caller talks are answered with what they say."""
+        if self._closing or self._done.is_set():
+            return
+        if self._reply is not None:
+            self._barge_in()
+        text = KEYS_PRESSED.format(digits=digits)
+        self._add_user(text)
+        self._quiet_since = self.clock.now()
+        self._idle_prompted = False
+        if not self.vad.in_speech:
+            reply = _Reply(user=text, times=TurnTimes(speech_end=self.clock.now()))
+            self._start(reply, self._answer(reply))
 
     # --- turn taking --------------------------------------------------------------------------
 
@@ -223,6 +249,10 @@ class Conversation:
         self._voice = transcript.language
         self._add_user(text)
         reply.user = text
+        await self._answer(reply)
+
+    async def _answer(self, reply: _Reply) -> None:
+        """The LLM's streamed answer to the conversation so far, spoken as it comes."""
         try:
             await self._speak(reply, self.backends.llm.stream(self.system, list(self.history), self._tool_specs))
         except ProviderError as exc:
@@ -369,21 +399,14 @@ class Conversation:
                 continue
             now = self.clock.now()
             if now - self._started_at >= s.agent_max_call_s:
-                self._close("the call reached agent_max_call_s")
+                self.end("the call reached agent_max_call_s")
             elif self._reply is None and not self.vad.in_speech:
                 quiet = now - self._quiet_since
                 if not self._idle_prompted and quiet >= s.agent_idle_prompt_s:
                     self._idle_prompted = True
                     self._say(s.agent_idle_prompt)
                 elif self._idle_prompted and quiet >= s.agent_idle_hangup_s:
-                    self._close("the caller stayed silent")
-
-    def _close(self, reason: str) -> None:
-        """Say the farewell over whatever was going on, then hang up."""
-        self._closing = True
-        if self._reply is not None:
-            self._barge_in()
-        self._say(self.settings.agent_farewell, hang_up_after=reason, interruptible=False)
+                    self.end("the caller stayed silent")
 
     async def _hang_up(self, reason: str) -> None:
         """End the call from our side once everything said has been heard; run() hangs up the line."""

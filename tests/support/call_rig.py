@@ -86,6 +86,13 @@ class UntilBotDone:
 
 
 @dataclass
+class Press:
+    """The caller presses phone keys (the transport calls pressed())."""
+
+    digits: str
+
+
+@dataclass
 class HangUp:
     """The caller hangs up (the transport calls stop())."""
 
@@ -129,6 +136,10 @@ class CallRig:
                 if isinstance(step, HangUp):
                     self.conversation.stop("remote hangup")
                     return
+                if isinstance(step, Press):
+                    self.conversation.pressed(step.digits)
+                    step = None
+                    continue
             if isinstance(step, Say) and not queue:
                 step = None
                 continue
