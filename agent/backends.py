@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from providers.contract_clients import ContractChat, ContractSTT, ContractTTS
 from providers.contracts import ChatModel, SpeechToText, TextToSpeech
 from providers.engines import load_voices, load_whisper
+from providers.errors import ProviderError
 from providers.llm import OpenAIChat
 from zapvoice.settings import Settings
 
@@ -40,10 +41,13 @@ class Backends:
 
     async def warm_phrases(self, settings: Settings) -> None:
         """Synthesize the fixed phrases once so every call gets them from the cache."""
-        for text in (settings.agent_greeting, settings.agent_idle_prompt, settings.agent_farewell,
-                     settings.agent_error_reply):
-            if text:
-                await self.tts.speak(text)
+        try:
+            for text in (settings.agent_greeting, settings.agent_idle_prompt, settings.agent_farewell,
+                         settings.agent_error_reply):
+                if text:
+                    await self.tts.speak(text)
+        except ProviderError as exc:  # a remote TTS that is down now may be up when a call comes
+            log.warning("cannot prepare the greeting: %s", exc.message)
 
     async def aclose(self) -> None:
         for engine in (self.stt, self.llm, self.tts):  # clients close a connection pool, models a worker pool

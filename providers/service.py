@@ -10,7 +10,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -47,10 +48,14 @@ class TtsRequest(BaseModel):
     speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED)
 
 
-def create_app(settings: Settings, engines: Engines) -> FastAPI:
+def create_app(settings: Settings, engines: Engines,
+               alongside: Callable[[], AbstractAsyncContextManager] | None = None) -> FastAPI:
+    """`alongside`: something to run beside the service on the same engines (the 4143 gateway),
+    started with it and stopped before the engines are closed."""
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        yield
+        async with alongside() if alongside else nullcontext():
+            yield
         await engines.aclose()
 
     app = FastAPI(title="zapvoice providers", version="0.1.0", lifespan=lifespan)

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 ZAPVOICE = str(Path(sys.executable).parent / "zapvoice")
 

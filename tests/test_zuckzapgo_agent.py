@@ -320,6 +320,8 @@ def test_the_offer_webhook_answers_without_waiting_for_the_poll(agent_settings, 
             try:
                 async with httpx.AsyncClient(base_url=app.url) as client:
                     assert (await client.post("/zuckzapgo/webhook?secret=wrong", json={})).status_code == 401
+                    while agent.reachable is None:  # the first poll
+                        await asyncio.sleep(0.02)
                     assert (await client.get("/health")).json()["zuckzapgo"] == "reachable"
                 await phone.http.put("/_fake/webhook", json={"url": f"{app.url}/zuckzapgo/webhook?secret=hook-secret"})
                 call_id = await phone.ring()

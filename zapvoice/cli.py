@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zapvoice: invalid setting: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("httpx", "httpx2", "httpcore", "faster_whisper"):  # an INFO line per request drowns ours
+    # An INFO line per request (or connection) drowns ours.
+    for chatty in ("httpx", "httpx2", "httpcore", "faster_whisper", "websockets.server"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     return args.run(settings, args)
 
@@ -47,7 +48,12 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
     except ModelError as exc:
         print(f"zapvoice: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(settings, engines), host=settings.host, port=settings.port,
+    gateway = None
+    if settings.gateway_port is not None:
+        from agent.gateway.commands import beside_service
+
+        gateway = beside_service(settings, engines)
+    uvicorn.run(create_app(settings, engines, gateway), host=settings.host, port=settings.port,
                 log_level=settings.log_level, timeout_graceful_shutdown=5)
     return 0
 
@@ -62,6 +68,12 @@ def call(settings: Settings, args: argparse.Namespace) -> int:
     from agent.zuckzapgo.commands import place_call
 
     return place_call(settings, args.phone)
+
+
+def gateway(settings: Settings, args: argparse.Namespace) -> int:
+    from agent.gateway.commands import run_gateway
+
+    return run_gateway(settings, args.echo)
 
 
 def zuckzapgo_setup(settings: Settings, _: argparse.Namespace) -> int:
@@ -126,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zapvoice", description=__doc__)
     commands = parser.add_subparsers(metavar="COMMAND")
 
-    serve_cmd = commands.add_parser("serve", help="run the /stt, /llm and /tts service for ZuckZapGo")
+    serve_cmd = commands.add_parser("serve", help="run the /stt, /llm and /tts service for ZuckZapGo "
+                                    "(and the 4143 gateway with --gateway-port)")
     serve_cmd.set_defaults(run=serve)
 
     agent_cmd = commands.add_parser("agent", help="answer WhatsApp calls through ZuckZapGo (manual mode)")
@@ -134,6 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     call_cmd = commands.add_parser("call", help="place a WhatsApp call through ZuckZapGo and talk")
     call_cmd.add_argument("phone", help="country code and number, digits only: 5521999999999")
     call_cmd.set_defaults(run=call)
+    gateway_cmd = commands.add_parser("gateway", help="answer calls from a telephony gateway (WebSocket, port 4143)")
+    gateway_cmd.add_argument("--echo", action="store_true",
+                             help="no models: answer, press 1, echo the caller's audio, hang up (checks a gateway)")
+    gateway_cmd.set_defaults(run=gateway)
     zuckzapgo = commands.add_parser("zuckzapgo", help="configure a ZuckZapGo instance").add_subparsers(metavar="ACTION")
     zuckzapgo.add_parser("setup", help="enable the calls engine in manual mode and subscribe to Call events"
                          ).set_defaults(run=zuckzapgo_setup)
@@ -150,7 +167,8 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument("--markdown", action="store_true")
     shown.set_defaults(run=show_settings)
 
-    for command in (serve_cmd, agent_cmd, call_cmd, *zuckzapgo.choices.values(), *models.choices.values(), shown):
+    for command in (serve_cmd, agent_cmd, call_cmd, gateway_cmd, *zuckzapgo.choices.values(), *models.choices.values(),
+                    shown):
         _add_setting_flags(command)
     return parser
 

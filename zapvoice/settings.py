@@ -8,6 +8,7 @@ List fields take comma-separated text in both places.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+DEFAULT_GATEWAY_PORT = 4143  # the port the 4143 protocol is named after
 
 
 class Settings(BaseSettings):
@@ -174,7 +176,8 @@ class Settings(BaseSettings):
         "answer in the caller's language (Portuguese or English) in one or two short, natural sentences, "
         "with no lists, markdown or emoji. When the caller says goodbye or has nothing more to ask, say a "
         "short goodbye and call the end_call function. Caller: {caller}.",
-        description="System prompt of the agent. {caller}, {called}, {call_id} and {direction} are filled in.",
+        description="System prompt of the agent. {caller}, {called}, {call_id} and {direction} are filled in "
+        "(and {session_id} on gateway calls).",
     )
     agent_greeting: str = Field(
         "Olá! Como posso ajudar?", description="Said when a call connects (synthesized once, then cached)."
@@ -239,7 +242,72 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Longest wait between attempts while ZuckZapGo is unreachable."
     )
 
-    @field_validator("voices", "agent_goodbye_phrases", mode="before")
+    # --- the 4143 telephony gateway (WebSocket server, one connection per call) -------------
+    gateway_host: str = Field(
+        "127.0.0.1",
+        description="Address the gateway server listens on; 0.0.0.0 for a gateway on another machine. The "
+        "protocol has no authentication: let only the gateway reach it (firewall).",
+    )
+    gateway_port: int | None = Field(
+        None, ge=0, le=65535,
+        description=f"Port of the gateway server (0: any free one). `zapvoice gateway` uses {DEFAULT_GATEWAY_PORT} "
+        "when empty; `zapvoice serve` runs the gateway beside the HTTP service only when it is set.",
+    )
+    gateway_sample_rate: int = Field(
+        8000, description="Audio rate on the gateway's socket, both ways: 8000 or 16000 Hz.",
+        json_schema_extra={"cli_aliases": ["--sample-rate"]},
+    )
+    gateway_encoding: Literal["pcm16", "mulaw", "alaw"] = Field(
+        "pcm16", description="Audio encoding on the gateway's socket: s16le PCM, or G.711 µ-law / A-law.",
+        json_schema_extra={"cli_aliases": ["--encoding"]},
+    )
+    gateway_chunk_ms: int = Field(20, ge=5, le=200, description="Length of each audio message sent to the gateway.")
+    gateway_lead_ms: int = Field(
+        60, ge=0, le=1000,
+        description="How far ahead of real time audio is sent (rounded up to whole chunks, at least one). "
+        "The gateway cannot take queued audio back, so this bounds how late the bot stops when interrupted.",
+    )
+    gateway_certfile: Path | None = Field(
+        None, description="TLS certificate (PEM) of the gateway server: wss:// instead of ws://."
+    )
+    gateway_keyfile: Path | None = Field(
+        None, description="Private key (PEM) of gateway_certfile, when the certificate file does not hold it."
+    )
+    gateway_incoming_timeout_s: float = Field(
+        10.0, gt=0, description="A connection that sends no incoming_call within this time is closed."
+    )
+    gateway_dtmf_actions: CommaList = Field(
+        [],
+        description="Keys that act instead of reaching the conversation: DIGIT=hangup (farewell, then hang up) "
+        "or DIGIT=send:DIGITS (press DIGITS towards the gateway, e.g. a PBX transfer code). Example: "
+        "0=hangup,9=send:##200.",
+    )
+    gateway_dtmf_tool: bool = Field(True, description="Offer the LLM a send_dtmf tool to press keys on the line.")
+    gateway_dtmf_duration_ms: int = Field(
+        200, ge=40, le=1000, description="Length of each DTMF tone the gateway is asked to send (protocol: ≤ 1000)."
+    )
+    gateway_echo_hangup_s: float = Field(
+        12.0, gt=0,
+        description="`zapvoice gateway --echo`: hang up this long after the answer (the protocol's example flow: "
+        "DTMF 1 at 2 s, echo, hang up at 12 s).",
+    )
+
+    @field_validator("gateway_sample_rate")
+    @classmethod
+    def _check_gateway_rate(cls, rate: int) -> int:
+        if rate not in (8000, 16000):
+            raise ValueError("the gateway carries 8000 or 16000 Hz audio")
+        return rate
+
+    @field_validator("gateway_dtmf_actions")
+    @classmethod
+    def _check_dtmf_actions(cls, actions: list[str]) -> list[str]:
+        for action in actions:
+            if not re.fullmatch(r"[0-9*#A-D]=(hangup|send:[0-9*#]+)", action):
+                raise ValueError(f"{action!r}: write DIGIT=hangup or DIGIT=send:DIGITS (0-9, *, #)")
+        return actions
+
+    @field_validator("voices", "agent_goodbye_phrases", "gateway_dtmf_actions", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -247,7 +315,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("stt_language", "token", "llm_api_key", "hub_url", "stt_url", "tts_url", "provider_token",
-                     "agent_record_dir", "zuckzapgo_url", "zuckzapgo_token", "zuckzapgo_webhook_secret", mode="before")
+                     "agent_record_dir", "zuckzapgo_url", "zuckzapgo_token", "zuckzapgo_webhook_secret",
+                     "gateway_port", "gateway_certfile", "gateway_keyfile", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -17,7 +17,6 @@ from agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
 from agent.zuckzapgo.calls import ZuckZapGoAgent
 from agent.zuckzapgo.setup import enable_manual_mode
 from agent.zuckzapgo.webhook import create_agent_app
-from providers.errors import ProviderError
 from providers.model_store import ModelError
 from zapvoice.settings import Settings
 
@@ -124,10 +123,7 @@ def _with_agent(settings: Settings, work: Callable[[ZuckZapGoAgent, asyncio.Even
         for signum in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         agent = ZuckZapGoAgent(settings, backends, api)
-        try:
-            await backends.warm_phrases(settings)
-        except ProviderError as exc:  # a remote TTS that is down now may be up when a call comes
-            log.warning("cannot prepare the greeting: %s", exc.message)
+        await backends.warm_phrases(settings)
         poller = asyncio.create_task(agent.run())
         try:
             return await work(agent, stop)

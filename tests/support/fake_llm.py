@@ -12,6 +12,7 @@ The `model` field of the request picks the behaviour, so one server covers every
   pace-F-R  echo, the first word after F ms, then R words a second (a whole reply: when the last is due)
   story     six short sentences, 50 words a second (something long enough to interrupt)
   goodbye   a farewell, then a call of the end_call tool if the request offers tools
+  dtmf      says it will dial, then calls the send_dtmf tool with digits "12#" if the request offers it
   notools   HTTP 400 if the request offers tools (as Ollama answers for models without them), else echo
   nostream  a whole completion even when asked to stream: a <think> block, the goodbye and its tool call
   stall     streams the first word, then nothing until the client leaves (a whole reply: echo)
@@ -38,6 +39,9 @@ STORY = ("Claro, posso ajudar com isso. A clínica abre às oito da manhã. Aten
          "O estacionamento fica ao lado do prédio. Traga um documento com foto. Quer marcar um horário?")
 GOODBYE = "Obrigado pela ligação, tchau!"
 END_CALL = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "end_call", "arguments": "{}"}}
+DIAL = "Vou discar o ramal agora."
+SEND_DTMF = {"index": 0, "id": "call_2", "type": "function",
+             "function": {"name": "send_dtmf", "arguments": '{"digits": "12#"}'}}
 
 
 def completion(content: str, tool_calls: list[dict]) -> dict:
@@ -114,8 +118,10 @@ def build_fake_llm(slow_s: float = 3.0) -> Starlette:
         if model == "nostream":
             return JSONResponse(completion(THINK.replace("Olá! Tudo bem.", GOODBYE), [END_CALL] if tools else []))
         echo = f"**Você disse:** {body['messages'][-1]['content']} 😊"
-        text = {"think": THINK, "story": STORY, "goodbye": GOODBYE}.get(model, echo)
+        text = {"think": THINK, "story": STORY, "goodbye": GOODBYE, "dtmf": DIAL}.get(model, echo)
         calls = [END_CALL] if model == "goodbye" and tools else []
+        if model == "dtmf" and "send_dtmf" in {tool["function"]["name"] for tool in body.get("tools", [])}:
+            calls = [SEND_DTMF]
         first_s, gap_s = 0.0, 1 / 50 if model == "story" else 0.0
         if model.startswith("pace-"):
             first_ms, rate = map(int, model.removeprefix("pace-").split("-"))

@@ -1,0 +1,1 @@
+"""The 4143 telephony gateway transport: a WebSocket server where each connection is one call."""

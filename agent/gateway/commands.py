@@ -1,0 +1,74 @@
+"""The gateway in the CLI: `zapvoice gateway [--echo]`, and `zapvoice serve --gateway-port` beside the HTTP service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+from agent.backends import Backends
+from agent.clock import Clock, MonotonicClock
+from agent.gateway.call import AgentCall
+from agent.gateway.echo import EchoCall
+from agent.gateway.protocol import GatewaySocket
+from agent.gateway.server import GatewayServer
+from agent.line import CallInfo
+from providers.engines import Engines
+from providers.model_store import ModelError
+from zapvoice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, backends: Backends | None,
+                  clock: Clock | None = None) -> AsyncIterator[GatewayServer]:
+    """The gateway server until the block ends, its calls held by the agent on `backends` (None: the echo)."""
+    clock = clock or MonotonicClock()
+    if backends is None:
+        def handle(socket: GatewaySocket, _: CallInfo):
+            return EchoCall(socket, settings, clock).run()
+    else:
+        await backends.warm_phrases(settings)
+
+        def handle(socket: GatewaySocket, info: CallInfo):
+            return AgentCall(socket, info, settings, backends, clock).run()
+    async with GatewayServer(settings, handle) as server:
+        yield server
+
+
+def beside_service(settings: Settings, engines: Engines) -> Callable[[], AbstractAsyncContextManager]:
+    """The gateway for `zapvoice serve`, its agent on the service's own engines."""
+    backends = Backends(engines.stt, engines.llm, engines.tts)
+    return lambda: serving(settings, backends)
+
+
+def run_gateway(settings: Settings, echo: bool) -> int:
+    """Answer gateway calls until SIGINT/SIGTERM, then hang up the calls in progress."""
+    backends = None
+    if not echo:
+        try:
+            backends = Backends.from_settings(settings)
+        except ModelError as exc:
+            print(f"zapvoice: {exc}", file=sys.stderr)
+            return 2
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        try:
+            async with serving(settings, backends):
+                await stop.wait()
+        except OSError as exc:  # the port is taken, the certificate unreadable (ssl.SSLError is one too)
+            print(f"zapvoice: cannot start the gateway: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            if backends is not None:
+                await backends.aclose()
+        return 0
+    return asyncio.run(main())

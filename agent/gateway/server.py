@@ -1,0 +1,141 @@
+"""The 4143 gateway's WebSocket server: each connection is one call.
+
+A connection sends `incoming_call`; it is answered at once (the engines are loaded and shared,
+nothing waits) and handed to the call handler: the agent's conversation, or the echo. A call
+that ends from our side gets a `hangup` event before the close. Whatever one connection does
+or suffers is logged and stays with it: the other calls and the server carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from agent.gateway.protocol import GatewaySocket, Hangup, IncomingCall
+from agent.line import CallInfo
+from zapvoice.settings import DEFAULT_GATEWAY_PORT, Settings
+
+log = logging.getLogger(__name__)
+
+CallHandler = Callable[[GatewaySocket, CallInfo], Awaitable[str]]  # holds the call; returns why it ended
+MAX_MESSAGE_BYTES = 1 << 20
+
+
+class GatewayServer:
+    """`async with GatewayServer(settings, handler) as server:` listens until the block ends, then hangs up
+    every call."""
+
+    def __init__(self, settings: Settings, handle: CallHandler):
+        self.settings = settings
+        self.handle = handle
+        self.calls: set[GatewaySocket] = set()  # answered and in progress
+        self._server: Server | None = None
+
+    async def __aenter__(self) -> GatewayServer:
+        s = self.settings
+        port = DEFAULT_GATEWAY_PORT if s.gateway_port is None else s.gateway_port
+        self._server = await serve(self._connection, s.gateway_host, port, ssl=self._tls(), compression=None,
+                                   max_size=MAX_MESSAGE_BYTES, process_request=self._health)
+        log.info("4143 gateway listening on %s (%s, %d Hz, %d ms chunks)", self.url, s.gateway_encoding,
+                 s.gateway_sample_rate, s.gateway_chunk_ms)
+        if s.gateway_host not in {"127.0.0.1", "localhost", "::1"}:
+            log.warning("the 4143 protocol has no authentication: anyone who reaches %s:%d can place calls; "
+                        "let only the gateway reach it", s.gateway_host, self.port)
+        return self
+
+    async def __aexit__(self, *_) -> None:
+        await asyncio.gather(*(socket.hang_up() for socket in list(self.calls)), return_exceptions=True)
+        self._server.close()  # and connections that never became calls
+        await self._server.wait_closed()
+
+    @property
+    def port(self) -> int:
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self.settings.gateway_certfile else "ws"
+        return f"{scheme}://{self.settings.gateway_host}:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        """Open WebSocket connections, calls or not."""
+        return len(self._server.connections)
+
+    def _tls(self) -> ssl.SSLContext | None:
+        if self.settings.gateway_certfile is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.settings.gateway_certfile, self.settings.gateway_keyfile)
+        return context
+
+    def _health(self, connection: ServerConnection, request: Request) -> Response | None:
+        """GET /health answers over plain HTTP (a load balancer's or container's check); other paths are calls."""
+        if request.path.partition("?")[0] != "/health":
+            return None
+        response = connection.respond(HTTPStatus.OK, json.dumps({"status": "ok", "calls": len(self.calls)}) + "\n")
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    async def _connection(self, ws: ServerConnection) -> None:
+        socket = GatewaySocket(ws)
+        answered = False
+        try:
+            incoming = await self._incoming(socket)
+            if incoming is None:
+                return
+            info = CallInfo(incoming.session_id or f"gw-{ws.id.hex[:12]}", "gateway", "inbound",
+                            caller=incoming.caller_id, called=incoming.did_number,
+                            extra={"session_id": incoming.session_id})
+            socket.label = f"call {info.call_id}"
+            if len(self.calls) >= self.settings.agent_max_calls:
+                log.warning("declining %s from %s: %d calls in progress (agent_max_calls)", socket.label,
+                            info.caller or "unknown", len(self.calls))
+                await socket.hang_up()
+                return
+            self.calls.add(socket)  # before the answer goes out, so two calls at once cannot both take the last place
+            try:
+                await socket.answer()
+                answered = True
+                log.info("answered %s from %s to %s", socket.label, info.caller or "unknown", info.called or "unknown")
+                reason = await self.handle(socket, info)
+            finally:
+                self.calls.discard(socket)
+            log.info("%s ended: %s", socket.label, reason)
+        except ConnectionClosed:
+            log.info("%s: the gateway went away", socket.label)
+        except Exception:
+            log.exception("%s failed", socket.label)
+        finally:
+            if answered:
+                await socket.hang_up()  # nothing if the caller hung up or the bot already did
+            else:
+                await socket.close()
+
+    async def _incoming(self, socket: GatewaySocket) -> IncomingCall | None:
+        """Wait for the call to be announced; None if the gateway gives up or never does."""
+        async def announced() -> IncomingCall | None:
+            while (item := await socket.next()) is not None:
+                if isinstance(item, IncomingCall):
+                    return item
+                if isinstance(item, Hangup):
+                    return None
+                what = "audio" if isinstance(item, bytes) else f"a {item.__class__.__name__.lower()} event"
+                socket.warn_once(f"early {what}", f"ignored {what} before incoming_call")
+            return None
+
+        try:
+            return await asyncio.wait_for(announced(), self.settings.gateway_incoming_timeout_s)
+        except asyncio.TimeoutError:
+            socket.warn_once("timeout", f"no incoming_call in {self.settings.gateway_incoming_timeout_s:g} s; "
+                                        "closing the connection")
+            return None
