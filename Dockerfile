@@ -16,7 +16,7 @@ RUN pip install .
 
 USER zapvoice
 VOLUME ["/models", "/calls"]
-EXPOSE 8000
+EXPOSE 8000 4143
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"
 
