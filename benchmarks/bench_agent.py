@@ -123,7 +123,7 @@ async def _agents(config: dict) -> None:
         backends = Backends(FakeSTT(clock, [config["stt_text"]], delay_s=0.0),
                             FakeChat(clock, [ScriptedReply(config["reply"])], first_token_s=0.0, token_s=0.0),
                             CachedTTS(FakeTTS(clock, s_per_char=TTS_S_PER_CHAR, delay_s=0.0)))
-    await backends.warm_phrases(first)
+    await backends.prepare_for_calls(first)
     apis = [ZuckZapGoAPI(s.zuckzapgo_url, s.zuckzapgo_token.get_secret_value()) for s in all_settings]
     agents = [ZuckZapGoAgent(s, backends, api) for s, api in zip(all_settings, apis)]
     pollers = [asyncio.create_task(agent.run()) for agent in agents]

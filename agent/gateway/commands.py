@@ -33,7 +33,7 @@ async def serving(settings: Settings, backends: Backends | None,
         def handle(socket: GatewaySocket, _: CallInfo):
             return EchoCall(socket, settings, clock).run()
     else:
-        await backends.warm_phrases(settings)
+        await backends.prepare_for_calls(settings)
 
         def handle(socket: GatewaySocket, info: CallInfo):
             return AgentCall(socket, info, settings, backends, clock).run()

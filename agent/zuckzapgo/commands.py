@@ -123,7 +123,7 @@ def _with_agent(settings: Settings, work: Callable[[ZuckZapGoAgent, asyncio.Even
         for signum in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         agent = ZuckZapGoAgent(settings, backends, api)
-        await backends.warm_phrases(settings)
+        await backends.prepare_for_calls(settings)
         poller = asyncio.create_task(agent.run())
         try:
             return await work(agent, stop)
