@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
 from agent.backends import Backends
 from agent.clock import Clock, MonotonicClock
+from agent.command_support import load_backends, stop_on_signals
 from agent.gateway.call import AgentCall
 from agent.gateway.echo import EchoCall
 from agent.gateway.protocol import GatewaySocket
 from agent.gateway.server import GatewayServer
 from agent.line import CallInfo
 from providers.engines import Engines
-from providers.model_store import ModelError
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,16 +50,12 @@ def run_gateway(settings: Settings, echo: bool) -> int:
     """Answer gateway calls until SIGINT/SIGTERM, then hang up the calls in progress."""
     backends = None
     if not echo:
-        try:
-            backends = Backends.from_settings(settings)
-        except ModelError as exc:
-            print(f"zapvoice: {exc}", file=sys.stderr)
+        backends = load_backends(settings)
+        if backends is None:
             return 2
 
     async def main() -> int:
-        stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        stop = stop_on_signals()
         try:
             async with serving(settings, backends):
                 await stop.wait()

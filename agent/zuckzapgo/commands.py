@@ -6,18 +6,16 @@ import asyncio
 import contextlib
 import logging
 import re
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 
 import uvicorn
 
-from agent.backends import Backends
+from agent.command_support import load_backends, stop_on_signals
 from agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
 from agent.zuckzapgo.calls import ZuckZapGoAgent
 from agent.zuckzapgo.setup import enable_manual_mode
 from agent.zuckzapgo.webhook import create_agent_app
-from providers.model_store import ModelError
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,16 +110,12 @@ def _with_agent(settings: Settings, work: Callable[[ZuckZapGoAgent, asyncio.Even
     api = connect_api(settings)
     if api is None:
         return 2
-    try:
-        backends = Backends.from_settings(settings)
-    except ModelError as exc:
-        print(f"zapvoice: {exc}", file=sys.stderr)
+    backends = load_backends(settings)
+    if backends is None:
         return 2
 
     async def main() -> int:
-        stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        stop = stop_on_signals()
         agent = ZuckZapGoAgent(settings, backends, api)
         await backends.prepare_for_calls(settings)
         poller = asyncio.create_task(agent.run())
