@@ -104,13 +104,14 @@ TTS_S_PER_CHAR = 0.03  # FakeTTS's default
 
 # --- the agent's process ------------------------------------------------------------------------
 
-def run_agent_process(config: dict) -> None:
-    """`--run-agent`: one or more ZuckZapGoAgents sharing one set of engines, until SIGTERM.
-    Logging as `zapvoice agent` sets it up; the agents start once the ready file is written."""
+def run_agent_process(config: dict, serve=None) -> None:
+    """`--run-agent`: one or more ZuckZapGoAgents sharing one set of engines, until SIGTERM (`serve`: another
+    coroutine of the config, as bench_gateway's). Logging as `zapvoice agent` sets it up; the agents start once
+    the ready file is written."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("httpx", "httpcore", "faster_whisper"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    asyncio.run(_agents(config))
+    asyncio.run((serve or _agents)(config))
 
 
 async def _agents(config: dict) -> None:
@@ -118,15 +119,34 @@ async def _agents(config: dict) -> None:
     first = all_settings[0]
     if config["engines"] == "models":
         backends = Backends(ScriptedText(load_whisper(first), config["stt_text"]), OpenAIChat(first), load_voices(first))
-    else:  # instant providers
-        clock = MonotonicClock()
-        backends = Backends(FakeSTT(clock, [config["stt_text"]], delay_s=0.0),
-                            FakeChat(clock, [ScriptedReply(config["reply"])], first_token_s=0.0, token_s=0.0),
-                            CachedTTS(FakeTTS(clock, s_per_char=TTS_S_PER_CHAR, delay_s=0.0)))
+    else:
+        backends = instant_backends(config)
     await backends.prepare_for_calls(first)
     apis = [ZuckZapGoAPI(s.zuckzapgo_url, s.zuckzapgo_token.get_secret_value()) for s in all_settings]
     agents = [ZuckZapGoAgent(s, backends, api) for s, api in zip(all_settings, apis)]
     pollers = [asyncio.create_task(agent.run()) for agent in agents]
+    await watched_until_sigterm(config)
+    for poller in pollers:
+        poller.cancel()
+    for agent in agents:
+        await agent.aclose()
+    for api in apis:
+        await api.aclose()
+    if config["engines"] == "models":
+        await backends.aclose()
+
+
+def instant_backends(config: dict) -> Backends:
+    """The instant providers: the test fakes with zero delays, TTS behind a cache."""
+    clock = MonotonicClock()
+    return Backends(FakeSTT(clock, [config["stt_text"]], delay_s=0.0),
+                    FakeChat(clock, [ScriptedReply(config["reply"])], first_token_s=0.0, token_s=0.0),
+                    CachedTTS(FakeTTS(clock, s_per_char=TTS_S_PER_CHAR, delay_s=0.0)))
+
+
+async def watched_until_sigterm(config: dict) -> None:
+    """Time the event loop and the garbage collector, write the ready file, wait for SIGTERM, then write
+    the timings to the lag file."""
     lags: list[tuple[float, float, float]] = []
     watcher = asyncio.create_task(_watch_loop(lags))
     collections = _watch_gc()
@@ -136,14 +156,6 @@ async def _agents(config: dict) -> None:
     await stop.wait()
     watcher.cancel()
     Path(config["lag_file"]).write_text(json.dumps({"loop": lags, "gc": collections}))
-    for poller in pollers:
-        poller.cancel()
-    for agent in agents:
-        await agent.aclose()
-    for api in apis:
-        await api.aclose()
-    if config["engines"] == "models":
-        await backends.aclose()
 
 
 async def _watch_loop(lags: list[tuple[float, float, float]]) -> None:
@@ -259,12 +271,13 @@ class FakeLLM(Child):
 class AgentProcess(Child):
     """`bench_agent.py --run-agent`: the agents of `agents` (settings values each) on shared engines."""
 
-    def __init__(self, work: Path, engines: str, agents: list[dict], reply: str = REPLY):
+    def __init__(self, work: Path, engines: str, agents: list[dict], reply: str = REPLY, script: str = __file__):
+        """`script`: the benchmark whose `--run-agent` runs (bench_gateway's runs a gateway server)."""
         ready = work / f"agent-{secrets.token_hex(4)}.ready"
         self.lag_file = ready.with_suffix(".lag.json")
         config = {"engines": engines, "agents": agents, "stt_text": STT_TEXT, "reply": reply, "ready_file": str(ready),
                   "lag_file": str(self.lag_file)}
-        super().__init__([sys.executable, str(Path(__file__).resolve()), "--run-agent", json.dumps(config)],
+        super().__init__([sys.executable, str(Path(script).resolve()), "--run-agent", json.dumps(config)],
                          ready.with_suffix(".log"))
         deadline = time.monotonic() + 300
         while not ready.exists():
