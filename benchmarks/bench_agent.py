@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import gc
 import json
 import logging
@@ -773,6 +774,20 @@ def bench_active(work: Path, counts: list[int], window_s: float, utterances: lis
 
 # --- the report ------------------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def scratch(work: Path):
+    """A run's logs and call records: kept when it fails or BENCH_KEEP is set, removed otherwise."""
+    try:
+        yield
+    except BaseException:
+        print(f"logs and call records kept in {work}", file=sys.stderr)
+        raise
+    if os.environ.get("BENCH_KEEP"):
+        print(f"logs and call records kept in {work}", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def machine() -> str:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
@@ -804,7 +819,7 @@ def main() -> None:
     utterances = [Utterance.of(text) for text in UTTERANCES]
     report = ["Command: `python benchmarks/bench_agent.py" + "".join(f" {a}" for a in sys.argv[1:]) + "`", "",
               machine(), "Times in ms."]
-    try:
+    with scratch(work):
         if "overhead" in only:
             calls, turns = (1, 4) if quick else (4, 5)
             report += ["", "### Reply overhead, instant providers (end of speech + 600 ms -> first bot frame)", "",
@@ -832,14 +847,8 @@ def main() -> None:
                        *bench_active(work, active, window, utterances), "",
                        "Each caller speaks again about 0.5 s after the bot's reply should be over (a turn every "
                        "5-6 s per call); turns are counted until the reports, underruns from the first turn."]
-    except BaseException:
-        print(f"logs and call records kept in {work}", file=sys.stderr)
-        raise
     print("\n".join(report))
-    if os.environ.get("BENCH_KEEP"):
-        print(f"logs and call records kept in {work}", file=sys.stderr)
-    else:
-        shutil.rmtree(work, ignore_errors=True)
+
 
 if __name__ == "__main__":
     main()

@@ -39,7 +39,6 @@ import json
 import math
 import os
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -53,7 +52,8 @@ sys.path.insert(0, str(ROOT))
 from agent.gateway.commands import serving  # noqa: E402
 from benchmarks.bench_agent import (END_SILENCE_S, INTERRUPTION, LONG_REPLY, REPLY, TTS_S_PER_CHAR,  # noqa: E402
                                     UTTERANCES, AgentProcess, Utterance, Window, _watch_loop, cpu_seconds,
-                                    instant_backends, record_turns, run_agent_process, stats, watched_until_sigterm)
+                                    instant_backends, record_turns, run_agent_process, scratch, stats,
+                                    watched_until_sigterm)
 from tests.support.gateway_caller import CHUNK_S, GatewayCaller  # noqa: E402
 from zapvoice.audio import PIPELINE_RATE  # noqa: E402
 from zapvoice.settings import Settings  # noqa: E402
@@ -332,7 +332,7 @@ def main() -> None:
               f"Machine: {os.cpu_count()} cores, load average before the run {os.getloadavg()[0]:.2f}. The gateway "
               "(agent) and this script (the callers) are two processes sharing these cores. s16le 8000 Hz, 20 ms "
               "chunks both ways, gateway_lead_ms 60. Times in ms."]
-    try:
+    with scratch(work):
         if "overhead" in only:
             count, turns = (1, 5) if quick else (4, 5)
             report += ["", "### Gateway reply overhead, instant providers "
@@ -353,14 +353,7 @@ def main() -> None:
                        "Loop lag: how late the agent's event loop woke a 10 ms sleep (CPU: its thread's CPU "
                        "time meanwhile); GC: its longest collection. Send lag: how late the callers (this process) "
                        "sent their 20 ms chunks."]
-    except BaseException:
-        print(f"logs and call records kept in {work}", file=sys.stderr)
-        raise
     print("\n".join(report))
-    if os.environ.get("BENCH_KEEP"):
-        print(f"logs and call records kept in {work}", file=sys.stderr)
-    else:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
