@@ -811,6 +811,8 @@ def main() -> None:
         run_agent_process(json.loads(args.run_agent))
         return
     only = set(args.only.split(","))
+    if only - set(SECTIONS):
+        parser.error(f"unknown --only {', '.join(sorted(only - set(SECTIONS)))}; choose from {', '.join(SECTIONS)}")
     quick = args.quick
     listen = [int(n) for n in (args.listen_calls or ("50" if quick else "10,25,50,75,100,150,200")).split(",")]
     active = [int(n) for n in (args.active_calls or ("20" if quick else "10,20,40,60,80")).split(",")]

@@ -322,6 +322,8 @@ def main() -> None:
         run_agent_process(json.loads(args.run_agent), _gateway)
         return
     only, quick = set(args.only.split(",")), args.quick
+    if only - set(SECTIONS):
+        parser.error(f"unknown --only {', '.join(sorted(only - set(SECTIONS)))}; choose from {', '.join(SECTIONS)}")
     gc.collect()  # this process imported torch (bench_providers): a full collection walking it would stall
     gc.freeze()  # every caller for ~100 ms
     listen = [int(n) for n in (args.listen_calls or ("50" if quick else "10,25,50,100,150,200")).split(",")]
