@@ -103,8 +103,7 @@ def _read_raw_pcm(body: bytes, media: MediaType, max_seconds: float) -> tuple[np
     if len(body) % frame_bytes:
         raise AudioError(f"raw s16le PCM must be a whole number of {frame_bytes}-byte frames, got {len(body)} bytes")
     _check_length(len(body) / frame_bytes / rate, max_seconds)
-    data = np.frombuffer(body, "<i2").reshape(-1, channels).astype(np.float32) / 32768.0
-    return _to_mono(data), rate
+    return _to_mono(from_int16(np.frombuffer(body, "<i2")).reshape(-1, channels)), rate
 
 
 def _check_length(seconds: float, max_seconds: float) -> None:
@@ -122,6 +121,11 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate or samples.size == 0:
         return samples.astype(np.float32, copy=False)
     return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def from_int16(pcm: np.ndarray) -> np.ndarray:
+    """16-bit samples to float32 in [-1, 1)."""
+    return pcm.astype(np.float32) / 32768.0
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 import soxr
 
-from zapvoice.audio import PIPELINE_RATE
+from zapvoice.audio import PIPELINE_RATE, from_int16
 
 Encoding = Literal["pcm16", "mulaw", "alaw"]
 
@@ -73,12 +73,8 @@ def decode(data: bytes, encoding: Encoding) -> np.ndarray:
     """The wire to int16 samples. A stray odd byte of s16le is dropped: carried over, it would
     shift every later message by a byte and turn the whole call into noise."""
     if encoding == "pcm16":
-        return np.frombuffer(data, "<i2", count=len(data) // 2).astype(np.int16)
+        return np.frombuffer(data, "<i2", count=len(data) // 2)
     return _DECODE[encoding][np.frombuffer(data, np.uint8)]
-
-
-def bytes_per_ms(rate: int, encoding: Encoding) -> float:
-    return rate / 1000 * (2 if encoding == "pcm16" else 1)
 
 
 # --- one call's two directions ------------------------------------------------------------------
@@ -99,7 +95,7 @@ class EdgeAudio:
 
     def from_wire(self, message: bytes) -> np.ndarray:
         """A binary message of any length to float32 samples at 16 kHz (possibly none yet)."""
-        samples = decode(message, self.encoding).astype(np.float32) / 32768.0
+        samples = from_int16(decode(message, self.encoding))
         return samples if self._inbound is None else self._inbound.resample_chunk(samples)
 
     def to_wire(self, frame: np.ndarray) -> bytes:

@@ -8,6 +8,7 @@ from websockets.exceptions import ConnectionClosed
 
 from agent.conversation import Conversation
 from agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.audio import from_int16
 
 FRAME_SAMPLES = 960  # 60 ms at 16 kHz = 1920 bytes: the engine zero-pads anything shorter
 
@@ -48,6 +49,6 @@ class MediaLine:
                 usable = len(data) - len(data) % 2
                 leftover = data[usable:]
                 if usable:
-                    conversation.hear(np.frombuffer(data[:usable], "<i2").astype(np.float32) / 32768.0)
+                    conversation.hear(from_int16(np.frombuffer(data[:usable], "<i2")))
         except ConnectionClosed:
             pass
