@@ -238,6 +238,9 @@ class Settings(BaseSettings):
         description="60 ms frames sent ahead of real time. The engine cannot take queued audio back, so this "
         "bounds how late the bot stops when interrupted.",
     )
+    zuckzapgo_ring_timeout_s: float = Field(
+        60.0, gt=0, description="`zapvoice call` gives up on a callee who has not answered after this long."
+    )
     zuckzapgo_retry_max_s: float = Field(
         30.0, gt=0, description="Longest wait between attempts while ZuckZapGo is unreachable."
     )

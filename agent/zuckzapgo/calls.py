@@ -28,14 +28,12 @@ log = logging.getLogger(__name__)
 
 RINGING = {"ringing", "connecting", "calling"}
 REMOTE_HANGUP = "remote hangup"
-ANSWER_TIMEOUT_S = 60.0  # an outbound call nobody picks up is given up after this
 
 
 @dataclass(eq=False)
 class _Call:
     call_id: str
     conversation: Conversation | None = None
-    state: str = ""
     listed: bool = False  # seen in /call/status at least once
     missed_polls: int = 0
     gone: bool = False  # vanished from /call/status: hung up at the far end
@@ -109,8 +107,8 @@ class ZuckZapGoAgent:
         for call_id, entry in by_id.items():
             call = self.calls.get(call_id)
             if call is not None:
-                call.listed, call.missed_polls, call.state = True, 0, str(entry.get("state", ""))
-                if call.state == "active":
+                call.listed, call.missed_polls = True, 0
+                if entry.get("state") == "active":
                     call.answered.set()
             elif (entry.get("direction") == "inbound" and entry.get("state") in RINGING
                   and call_id not in self._taken):
@@ -185,9 +183,9 @@ class ZuckZapGoAgent:
     async def _answered(self, call: _Call) -> bool:
         """Wait until the callee picks up (the status says active), hangs up, or never answers."""
         try:
-            await asyncio.wait_for(call.answered.wait(), ANSWER_TIMEOUT_S)
+            await asyncio.wait_for(call.answered.wait(), self.settings.zuckzapgo_ring_timeout_s)
         except TimeoutError:
-            log.info("call %s: no answer in %g s", call.call_id, ANSWER_TIMEOUT_S)
+            log.info("call %s: no answer in %g s", call.call_id, self.settings.zuckzapgo_ring_timeout_s)
             return False
         return not call.gone
 
