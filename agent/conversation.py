@@ -361,21 +361,26 @@ class Conversation:
         if self._reply is reply:
             self._reply = None
         self._quiet_since = self.clock.now()
-        heard = [text for _, _, text in reply.sentences]
-        if interrupted:
-            played = self.playout.played_samples
-            heard = [text for start, end, text in reply.sentences if end <= played]
-            cut = [(start, end, text) for start, end, text in reply.sentences if start < played < end]
-            if cut:
-                start, end, text = cut[0]
-                words = text.split()
-                heard.append(" ".join(words[: round(len(words) * (played - start) / (end - start))]))
-        said = " ".join(part for part in heard if part)
-        interrupted = interrupted and said != " ".join(text for _, _, text in reply.sentences)
+        queued = " ".join(text for _, _, text in reply.sentences)
+        said = self._heard(reply) if interrupted else queued
+        interrupted = interrupted and said != queued
         if said:
             self.history.append({"role": "assistant", "content": said + (INTERRUPTED if interrupted else "")})
         if reply.times is not None or said:
             self.record.turn(reply.user, said, interrupted, reply.times)
+
+    def _heard(self, reply: _Reply) -> str:
+        """The part of a cut reply the caller heard: whole sentences, then the words of the one cut
+        in proportion to how much of its audio was played."""
+        played = self.playout.played_samples
+        heard = []
+        for start, end, text in reply.sentences:
+            if end <= played:
+                heard.append(text)
+            elif start < played:
+                words = text.split()
+                heard.append(" ".join(words[: round(len(words) * (played - start) / (end - start))]))
+        return " ".join(part for part in heard if part)
 
     def _add_user(self, text: str) -> None:
         """A new user message, or more of the last one when the bot did not get to answer it."""
