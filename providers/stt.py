@@ -1,7 +1,8 @@
 """Speech to text with faster-whisper, tuned for short phone utterances.
 
 Defaults favour latency on a small CPU: greedy decoding, no temperature fallback, no
-timestamps and no conditioning on earlier text (each utterance stands alone). The model is
+timestamps and no conditioning on earlier text (each utterance stands alone); a decode that
+loops is cut where it started repeating (providers.decoding_loops). The model is
 loaded once, warmed, and shared; transcriptions run in a bounded worker off the event loop.
 """
 
@@ -18,6 +19,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
 from providers.contracts import Transcript
+from providers.decoding_loops import cut_loop
 from providers.errors import ProviderError
 from providers.speech_check import check_speech
 from providers.workers import BoundedWorker
@@ -121,6 +123,11 @@ class WhisperSTT:
             max_new_tokens=s.stt_max_new_tokens,
         )
         text = " ".join(segment.text.strip() for segment in segments).strip()
+        cut = cut_loop(text, samples.size / PIPELINE_RATE)
+        if cut is not None:
+            log.warning("decoding looped (%d characters for %.1f s of audio); kept %r", len(text),
+                        samples.size / PIPELINE_RATE, cut)
+            text = cut
         return text, info.language
 
     def close(self) -> None:
