@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import get_args, get_origin
 
 from pydantic import ValidationError
@@ -105,6 +106,56 @@ def models_pull(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tqdm import tqdm
+
+    from providers.contract_clients import ContractSTT
+    from providers.engines import load_whisper
+    from providers.model_store import ModelError
+    from zapvoice.evaluation import EvalSetError, evaluate, format_comparison, format_report, load_eval_set
+
+    try:
+        clips = load_eval_set(args.source)
+    except EvalSetError as exc:
+        print(f"zapvoice: {exc}", file=sys.stderr)
+        return 2
+    if settings.stt_url:
+        token = settings.provider_token.get_secret_value() if settings.provider_token else None
+        engines = [(settings.stt_url, lambda: ContractSTT(settings.stt_url, token, settings.provider_timeout_s))]
+    else:
+        names = [n.strip() for n in (args.models or settings.whisper_model).split(",") if n.strip()]
+        engines = [(name, lambda name=name: load_whisper(settings.model_copy(update={"whisper_model": name})))
+                   for name in names]
+    language = settings.stt_language
+    suffix = f" through a {args.phone_line} phone line" if args.phone_line else ""
+
+    async def run_all() -> list:
+        reports = []
+        for name, load in engines:
+            stt = await asyncio.to_thread(load)
+            try:
+                with tqdm(total=len(clips), desc=name, unit="clip", file=sys.stderr, leave=False) as bar:
+                    reports.append(await evaluate(stt, name + suffix, clips, language, args.phone_line, bar.update))
+            finally:
+                if isinstance(stt, ContractSTT):
+                    await stt.aclose()
+                else:
+                    stt.close()
+        return reports
+
+    try:
+        reports = asyncio.run(run_all())
+    except (ModelError, EvalSetError) as exc:
+        print(f"zapvoice: {exc}", file=sys.stderr)
+        return 2
+    for report in reports:
+        print(format_report(report), end="\n\n")
+    print(format_comparison(reports))
+    return 0
+
+
 def models_list(settings: Settings, _: argparse.Namespace) -> int:
     from providers.model_store import ModelStore, is_complete
 
@@ -163,12 +214,21 @@ def _parser() -> argparse.ArgumentParser:
     pull.set_defaults(run=models_pull)
     models.add_parser("list", help="models in models.txt and whether they are present").set_defaults(run=models_list)
 
+    eval_cmd = commands.add_parser("eval", help="word error rate and latency of the STT on your own recordings")
+    eval_cmd.add_argument("source", type=Path,
+                          help="a folder of name.wav + name.txt, or a TSV file of: audio path<TAB>transcript")
+    eval_cmd.add_argument("--models", metavar="A,B", help="Whisper models to compare (names from models.txt or "
+                          "folders); default: --whisper-model. Ignored with --stt-url")
+    eval_cmd.add_argument("--phone-line", choices=("mulaw", "alaw"),
+                          help="pass each clip through an 8 kHz G.711 line first, as a gateway call would")
+    eval_cmd.set_defaults(run=evaluate)
+
     shown = commands.add_parser("settings", help="list every setting, its flag, variable and default")
     shown.add_argument("--markdown", action="store_true")
     shown.set_defaults(run=show_settings)
 
     for command in (serve_cmd, agent_cmd, call_cmd, gateway_cmd, *zuckzapgo.choices.values(), *models.choices.values(),
-                    shown):
+                    eval_cmd, shown):
         _add_setting_flags(command)
     return parser
 
