@@ -140,13 +140,18 @@ def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def peak_window_dbfs(samples: np.ndarray, rate: int = PIPELINE_RATE, window_ms: int = 30) -> float:
-    """Level of the loudest `window_ms` window, in dBFS (RMS): a cheap "is anything there" test."""
+def window_levels_dbfs(samples: np.ndarray, rate: int = PIPELINE_RATE, window_ms: int = 30) -> np.ndarray:
+    """Level of each whole `window_ms` window, in dBFS (RMS); one window when the audio is shorter."""
     window = max(1, rate * window_ms // 1000)
     if samples.size < window:
         window = max(1, samples.size)
     usable = samples[: samples.size - samples.size % window]
     if usable.size == 0:
-        return SILENCE_DBFS
+        return np.array([SILENCE_DBFS])
     power = np.mean(np.square(usable.reshape(-1, window), dtype=np.float64), axis=1)
-    return float(10 * np.log10(max(power.max(), 1e-20)))
+    return 10 * np.log10(np.maximum(power, 1e-20))
+
+
+def peak_window_dbfs(samples: np.ndarray, rate: int = PIPELINE_RATE, window_ms: int = 30) -> float:
+    """Level of the loudest `window_ms` window, in dBFS (RMS): a cheap "is anything there" test."""
+    return float(window_levels_dbfs(samples, rate, window_ms).max())
