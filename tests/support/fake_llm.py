@@ -2,6 +2,7 @@
 
 The `model` field of the request picks the behaviour, so one server covers every case:
   echo      reply "Você disse: <last user message>" wrapped in markdown and an emoji
+  echo-en   the same in English: "You said: <last user message>" (for an English voice)
   think     a reasoning model's <think> block before the answer (streamed in pieces that cut the tags)
   slow      answers after `slow_s` seconds (timeouts)
   error     HTTP 500 with an OpenAI-style error body
@@ -117,7 +118,8 @@ def build_fake_llm(slow_s: float = 3.0) -> Starlette:
                                 status_code=400)
         if model == "nostream":
             return JSONResponse(completion(THINK.replace("Olá! Tudo bem.", GOODBYE), [END_CALL] if tools else []))
-        echo = f"**Você disse:** {body['messages'][-1]['content']} 😊"
+        said = "You said" if model == "echo-en" else "Você disse"
+        echo = f"**{said}:** {body['messages'][-1]['content']} 😊"
         text = {"think": THINK, "story": STORY, "goodbye": GOODBYE, "dtmf": DIAL}.get(model, echo)
         calls = [END_CALL] if model == "goodbye" and tools else []
         if model == "dtmf" and "send_dtmf" in {tool["function"]["name"] for tool in body.get("tools", [])}:
