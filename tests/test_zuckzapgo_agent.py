@@ -8,27 +8,23 @@ in call seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 
 import httpx
 import pytest
 
-from agent.backends import Backends
 from agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
-from agent.zuckzapgo.calls import ZuckZapGoAgent
 from agent.zuckzapgo.setup import enable_manual_mode
 from agent.zuckzapgo.webhook import create_agent_app
 from providers.engines import load_voices, load_whisper
-from providers.llm import OpenAIChat
 from tests.support.clock import FastClock
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
 from tests.support.servers import serve_in_thread
 from tests.support.speech import speak
+from tests.support.zuckzapgo_harness import INSTANCE_TOKEN, Harness, running_agent
 from zapvoice.audio import to_int16
 
-INSTANCE_TOKEN = "zzg-instance-secret-93c1"
 SPEED = 3.0
 FRAME_S = 0.06 / SPEED
 POLL_S = 0.3
@@ -63,66 +59,6 @@ def agent_settings(make_settings, zuckzapgo, tmp_path):
     return make
 
 
-class Harness:
-    """The test's side of the fake engine: make calls ring, speak as the caller, read reports."""
-
-    def __init__(self, url: str):
-        self.http = httpx.AsyncClient(base_url=url, timeout=10)
-
-    async def ring(self, phone: str = "5521988887777") -> str:
-        return (await self.http.post("/_fake/inbound", json={"from": phone})).json()["callId"]
-
-    async def greeted(self) -> str:
-        """A new inbound call, once the agent has answered it and its greeting has been heard."""
-        call_id = await self.ring()
-        await self.reply_after(call_id, 0.0)
-        return call_id
-
-    async def say(self, call_id: str, audio: bytes) -> float:
-        """The caller speaks; returns when their speech ends (call seconds since the answer)."""
-        return (await self.http.post(f"/_fake/calls/{call_id}/say", content=audio)).json()["end_s"]
-
-    async def report(self, call_id: str) -> dict:
-        return (await self.http.get(f"/_fake/calls/{call_id}")).json()
-
-    async def until(self, call_id: str, check, timeout_s: float = 30.0) -> dict:
-        for _ in range(int(timeout_s / 0.05)):
-            report = await self.report(call_id)
-            if check(report):
-                return report
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"timed out; last report: {json.dumps(report)[:2000]}")
-
-    async def reply_after(self, call_id: str, after_s: float) -> dict:
-        """Wait until the bot has spoken after `after_s` and gone quiet for half a second."""
-        def replied(report):
-            later = [seg for seg in report["heard_segments"] if seg[0] > after_s]
-            return later and (report["ended_at"] is not None or _call_time(report) - later[-1][1] > 0.5)
-        return await self.until(call_id, replied)
-
-
-def _call_time(report: dict) -> float:
-    """Call seconds since the answer, as far as the heard track goes."""
-    return report["heard_s"]
-
-
-@contextlib.asynccontextmanager
-async def running_agent(settings, engines, clock=None):
-    stt, tts = engines
-    backends = Backends(stt, OpenAIChat(settings), tts)
-    api = ZuckZapGoAPI(settings.zuckzapgo_url, INSTANCE_TOKEN)
-    agent = ZuckZapGoAgent(settings, backends, api, clock or FastClock(SPEED))
-    poller = asyncio.create_task(agent.run())
-    try:
-        yield agent
-    finally:
-        poller.cancel()
-        await agent.aclose()
-        await asyncio.gather(poller, return_exceptions=True)
-        await api.aclose()
-        await backends.llm.aclose()
-
-
 def records(settings) -> list[list[dict]]:
     return [[json.loads(line) for line in path.read_text().splitlines()]
             for path in sorted(settings.agent_record_dir.rglob("*.jsonl"))]
@@ -133,7 +69,7 @@ def test_inbound_call_greeting_three_turns_and_remote_hangup(agent_settings, eng
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines) as agent:
+        async with running_agent(settings, engines, FastClock(SPEED)) as agent:
             call_id = await phone.ring()
             report = await phone.until(call_id, lambda r: r["answered_at"] is not None)
             assert report["answer_delay_s"] <= 2 * POLL_S + 0.3
@@ -168,7 +104,7 @@ def test_barge_in_stops_the_bot_within_a_few_frames(agent_settings, engines, zuc
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines):
+        async with running_agent(settings, engines, FastClock(SPEED)):
             call_id = await phone.greeted()
             end = await phone.say(call_id, utterance)
             report = await phone.until(call_id, lambda r: any(seg[0] > end for seg in r["heard_segments"]))
@@ -191,7 +127,7 @@ def test_the_bot_hangs_up_after_saying_goodbye(agent_settings, engines, zuckzapg
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines):
+        async with running_agent(settings, engines, FastClock(SPEED)):
             call_id = await phone.greeted()
             await phone.say(call_id, utterance)
             return await phone.until(call_id, lambda r: r["ended_at"] is not None)
@@ -207,7 +143,7 @@ def test_an_idle_caller_is_prompted_then_hung_up_on(agent_settings, engines, zuc
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines):
+        async with running_agent(settings, engines, FastClock(SPEED)):
             call_id = await phone.ring()
             return await phone.until(call_id, lambda r: r["ended_at"] is not None)
 
@@ -221,7 +157,7 @@ def test_outbound_call_talks_once_answered(agent_settings, engines, zuckzapgo, u
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines) as agent:
+        async with running_agent(settings, engines, FastClock(SPEED)) as agent:
             dialing = asyncio.create_task(agent.call("5521977776666"))
             for _ in range(100):
                 calls = (await phone.http.get("/_fake/calls")).json()
@@ -251,7 +187,7 @@ def test_outbound_dial_failures_say_what_to_do(make_settings, engines, enabled, 
         settings = make_settings(zuckzapgo_url=running.url, zuckzapgo_token=INSTANCE_TOKEN)
 
         async def scenario():
-            async with running_agent(settings, engines) as agent:
+            async with running_agent(settings, engines, FastClock(SPEED)) as agent:
                 with pytest.raises(ZuckZapGoError) as failure:
                     await agent.call("5521900000000")
                 return failure.value
@@ -268,7 +204,7 @@ def test_a_zuckzapgo_restart_ends_the_call_alone_and_the_agent_carries_on(agent_
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines) as agent:
+        async with running_agent(settings, engines, FastClock(SPEED)) as agent:
             await phone.greeted()
             state = zuckzapgo.server.config.app.state.fake_state
             await asyncio.to_thread(zuckzapgo.stop)
@@ -299,7 +235,7 @@ def test_calls_beyond_the_maximum_are_declined(agent_settings, engines, zuckzapg
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines):
+        async with running_agent(settings, engines, FastClock(SPEED)):
             first = await phone.ring("5521911111111")
             await phone.until(first, lambda r: r["answered_at"] is not None)
             second = await phone.ring("5521922222222")
@@ -314,7 +250,7 @@ def test_the_offer_webhook_answers_without_waiting_for_the_poll(agent_settings, 
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines) as agent:
+        async with running_agent(settings, engines, FastClock(SPEED)) as agent:
             app = serve_in_thread(create_agent_app(agent, "hook-secret"))
             try:
                 async with httpx.AsyncClient(base_url=app.url) as client:
@@ -376,7 +312,7 @@ def test_audio_frames_are_exactly_1920_bytes_and_never_far_ahead(agent_settings,
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines):
+        async with running_agent(settings, engines, FastClock(SPEED)):
             call_id = await phone.greeted()
             end = await phone.say(call_id, utterance)
             await phone.reply_after(call_id, end)
