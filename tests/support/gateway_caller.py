@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from agent.gateway.codec import decode, encode
-from zapvoice.audio import PIPELINE_RATE, resample, to_int16
+from zapvoice.audio import PIPELINE_RATE, from_int16, resample, to_int16
 
 CHUNK_S = 0.02
 AUDIBLE_DBFS = -45.0
@@ -112,6 +112,11 @@ class GatewayCaller:
             else:
                 spans.append([start, end])
         return [(a, b) for a, b in spans]
+
+    def heard_audio(self, start_s: float, end_s: float | None = None) -> np.ndarray:
+        """What the caller heard between two call times, as float32 16 kHz (to transcribe it)."""
+        end = self._play_end if end_s is None else round(end_s * self.rate)
+        return resample(from_int16(self._heard[round(start_s * self.rate):end]), self.rate, PIPELINE_RATE)
 
     def heard_until(self) -> float:
         """When the last audio received ends playing."""

@@ -47,11 +47,11 @@ class Harness:
             await asyncio.sleep(0.05)
         raise AssertionError(f"timed out; last report: {json.dumps(report)[:2000]}")
 
-    async def reply_after(self, call_id: str, after_s: float) -> dict:
-        """Wait until the bot has spoken after `after_s` and gone quiet for half a second."""
+    async def reply_after(self, call_id: str, after_s: float, quiet_s: float = 0.5) -> dict:
+        """Wait until the bot has spoken after `after_s` and gone quiet for `quiet_s`."""
         def replied(report):
             later = [seg for seg in report["heard_segments"] if seg[0] > after_s]
-            return later and (report["ended_at"] is not None or _call_time(report) - later[-1][1] > 0.5)
+            return later and (report["ended_at"] is not None or _call_time(report) - later[-1][1] > quiet_s)
         return await self.until(call_id, replied)
 
 
