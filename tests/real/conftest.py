@@ -1,10 +1,13 @@
 """Fixtures of the real-model tier: trained Whisper and Piper models, real recordings, and the service on them.
 
 Every test here is marked `real`. Without the test-only packages (tests/real-models.txt) or
-pocketsphinx-testdata the tier skips with the command that installs them.
+pocketsphinx-testdata the tier skips with the command that installs them (fails instead when
+ZAPVOICE_REAL_REQUIRED is set, as .ci/run does).
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -32,6 +35,8 @@ def real():
             "clips": real_models.english_clips(),
         }
     except real_models.RealModelsMissing as missing:
+        if os.environ.get("ZAPVOICE_REAL_REQUIRED"):
+            pytest.fail(f"real models absent and ZAPVOICE_REAL_REQUIRED is set: {missing}")
         pytest.skip(f"real models absent: {missing}")
 
 
