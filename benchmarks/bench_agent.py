@@ -1,7 +1,10 @@
 """Benchmark of the voice agent on ZuckZapGo calls: reply overhead, barge-in and capacity on this machine.
 
-    python benchmarks/bench_agent.py            # the full run, about 13 minutes
-    python benchmarks/bench_agent.py --quick    # a smoke run, about 2 minutes
+    python benchmarks/bench_agent.py            # the full run, about 20 minutes
+    python benchmarks/bench_agent.py --quick    # a smoke run, about 3 minutes
+    ... --no-write                              # print only (otherwise the report replaces the section
+                                                # between <!-- bench_agent:begin --> and <!-- bench_agent:end -->
+                                                # of BENCHMARKS.md)
 
 Every measurement runs the real `ZuckZapGoAgent` (status poller, REST answer, one media WebSocket
 and one `Conversation` per call) in a child process of this script (`--run-agent`, started with a
@@ -31,14 +34,16 @@ fake's harness API and reads its reports; the figures come from the engine's sid
 
 Caveats: the fake engine and this process share the same 2 cores with the agent (their CPU is
 shown too), so high-N figures include the fake's own lateness. "Instant providers" are the test
-fakes (FakeSTT/FakeChat/FakeTTS with zero delays: a 440 Hz tone for speech). Real models are the
-random-weight Whisper base and Piper medium voice of bench_providers.py, Whisper capped to 20
-tokens, with the fake LLM `pace-300-30` echoing the transcript (first word after 300 ms, then 30
-words/s). Benchmark settings differ from the defaults only where noted: agent_max_calls 1000 (the
-default, 20, declines more), idle prompts off, listen-only calls with barge_in off (the caller talks
-over a long greeting that must keep playing). With random-weight Whisper the transcript is
-replaced by a caller's sentence after the real decode (ScriptedText), and the instant TTS has a
-cache like Piper's, so a long greeting is synthesized once.
+fakes (FakeSTT/FakeChat/FakeTTS with zero delays: a 440 Hz tone for speech); the instant TTS has a
+cache like Piper's, so a long greeting is synthesized once. Real models (section "models"): the
+trained Whisper base (multilingual, int8, language auto-detected as by default) and Piper voice
+en_US-joe-medium of tests/real-models.txt, in the agent's process, hearing the 10 real English
+recordings of tests/support/real_models.py as the callers' speech; the LLM is still the fake one,
+`pace-300-30`, echoing the transcript ("Você disse: <transcript>", first word after 300 ms, then
+30 words/s). Benchmark settings differ from the defaults only where noted: agent_max_calls 1000
+(the default, 20, declines more), idle prompts off, listen-only calls with barge_in off (the caller
+talks over a long greeting that must keep playing), and for the real models tts_cache_bytes 0
+(each recording is said in both variants: the second would otherwise hit the TTS cache).
 """
 
 from __future__ import annotations
@@ -52,7 +57,6 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import secrets
 import shutil
@@ -81,13 +85,17 @@ from providers.llm import OpenAIChat  # noqa: E402
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply  # noqa: E402
 from tests.support.fake_llm import STORY  # noqa: E402
 from tests.support.fake_zuckzapgo import frames_of  # noqa: E402
+from tests.support.real_models import RealModelsMissing, english_clips, joe_voice, whisper_base_dir  # noqa: E402
 from tests.support.speech import speak  # noqa: E402
 from zapvoice.audio import PIPELINE_RATE, to_int16  # noqa: E402
+from zapvoice.evaluation import EvalClip, read_clip  # noqa: E402
+from zapvoice.word_errors import NO_ERRORS, word_errors  # noqa: E402
 from zapvoice.settings import Settings  # noqa: E402
 
-if "--run-agent" not in sys.argv:  # not in the agent's process: it would import torch (through the Whisper builder),
-    # and every full garbage collection of the agent would walk torch's 140k objects
-    from benchmarks.bench_providers import MAX_NEW_TOKENS, build_models, clip, free_port, percentile, wait_ready
+if "--run-agent" not in sys.argv:  # not in the agent's process: nothing there may import torch (the random-weight
+    # Piper builder's dependency), or every full garbage collection of the agent would walk torch's 140k objects
+    from benchmarks.bench_providers import clip, free_port, percentile, wait_ready
+    from benchmarks.publish import provenance, publish, start
 
 TOKEN = "bench-instance-token"
 FRAME_S = 0.06
@@ -119,7 +127,7 @@ async def _agents(config: dict) -> None:
     all_settings = [Settings(_env_file=None, **values) for values in config["agents"]]
     first = all_settings[0]
     if config["engines"] == "models":
-        backends = Backends(ScriptedText(load_whisper(first), config["stt_text"]), OpenAIChat(first), load_voices(first))
+        backends = Backends(load_whisper(first), OpenAIChat(first), load_voices(first))
     else:
         backends = instant_backends(config)
     await backends.prepare_for_calls(first)
@@ -182,23 +190,6 @@ def _watch_gc() -> list[tuple[float, int, float]]:
             pauses.append((time.monotonic(), info["generation"], time.perf_counter() - started[0]))
     gc.callbacks.append(timed)
     return pauses
-
-
-class ScriptedText:
-    """Whisper in process, its text replaced: random weights decode 20 filler tokens with no spaces,
-    which the echoing fake LLM would turn into one endless sentence. The compute (speech check,
-    language detection, decoding) is Whisper's; the text and language are a caller's."""
-
-    def __init__(self, stt, text: str):
-        self.stt = stt
-        self.text = text
-
-    async def transcribe(self, samples: np.ndarray, language: str | None = None) -> Transcript:
-        heard = await self.stt.transcribe(samples, language)
-        return replace(heard, text=self.text if heard.speech else "", language="pt")
-
-    def close(self) -> None:
-        self.stt.close()
 
 
 class CachedTTS:
@@ -322,7 +313,11 @@ class Utterance:
 
     @classmethod
     def of(cls, text: str) -> Utterance:
-        pcm = to_int16(speak(text))
+        return cls.from_pcm(to_int16(speak(text)))
+
+    @classmethod
+    def from_pcm(cls, pcm: np.ndarray) -> Utterance:
+        """A caller's speech as int16 samples at 16 kHz (espeak-ng's, or a real recording)."""
         x = pcm[: pcm.size // 320 * 320].astype(np.float64).reshape(-1, 320) / 32768
         loud = np.flatnonzero(10 * np.log10(np.maximum((x ** 2).mean(axis=1), 1e-12)) > AUDIBLE_DBFS)
         first, last = loud[0] * 0.02, (loud[-1] + 1) * 0.02
@@ -493,16 +488,30 @@ def bench_reply_overhead(work: Path, calls: int, turns: int, utterances: list[Ut
             f"{answered}/{len(overhead)} turns answered ({calls} calls x {turns} turns, one call at a time)."]
 
 
-# --- 2. reply overhead, real-architecture models, speculative STT on and off -----------------------------
+# --- 2. reply time, real models, speculative STT on and off --------------------------------------------
 
-def bench_models(work: Path, turns: int, utterances: list[Utterance]) -> list[str]:
-    paths = build_models(["base"])
+@dataclass(frozen=True)
+class Recording:
+    name: str
+    text: str
+    utterance: Utterance
+
+
+def real_recordings() -> list[Recording]:
+    """The real English recordings as callers' utterances (16 kHz mono, as the fake engine takes them)."""
+    return [Recording(clip.name, clip.text, Utterance.from_pcm(to_int16(read_clip(EvalClip(clip.name, clip.path, clip.text)))))
+            for clip in english_clips()]
+
+
+def bench_models(work: Path, turns: int, recordings: list[Recording]) -> list[str]:
+    """Two agents on one set of real engines (Whisper base, the joe voice), speculative STT on and off, each on
+    its own fake engine; one turn at a time, alternating which goes first."""
     llm = FakeLLM(work)
     fakes = {spec: FakeZuckZapGo(work) for spec in (True, False)}
     records = {spec: work / f"records-models-{'spec' if spec else 'nospec'}" for spec in (True, False)}
-    models = dict(whisper_model=str(paths["base"]), voices=[str(paths["pt_BR-random-medium"])],
-                  stt_max_new_tokens=MAX_NEW_TOKENS, llm_url=llm.url, llm_model="pace-300-30",
-                  tts_cache_bytes=0)  # every reply is the same text here: synthesize it each time, as a new one
+    models = dict(whisper_model=str(whisper_base_dir()), voices=[str(joe_voice())], llm_url=llm.url,
+                  llm_model="pace-300-30", tts_cache_bytes=0)  # each recording is said in both variants
+    said_texts: dict[bool, list[Recording]] = {True: [], False: []}
     agent = None
     try:
         agent = AgentProcess(work, "models", [agent_values(fakes[spec], records[spec], agent_speculative_stt=spec,
@@ -515,40 +524,71 @@ def bench_models(work: Path, turns: int, utterances: list[Utterance]) -> list[st
                 said: dict[bool, list[Turn]] = {True: [], False: []}
                 for spec, phone in phones.items():
                     await phone.answered([calls[spec]])
-                    await phone.quiet_after(calls[spec], 0.0)
+                    await phone.quiet_after(calls[spec], 0.0, timeout=60)  # the greeting
                 for n in range(turns):  # interleaved, never at the same time: A B, B A, ...
+                    recording = recordings[n % len(recordings)]
                     for spec in (True, False) if n % 2 == 0 else (False, True):
-                        utterance = utterances[n % len(utterances)]
-                        said[spec] += await converse(phones[spec], calls[spec], [utterance], quiet_s=1.0)
+                        said[spec] += await converse(phones[spec], calls[spec], [recording.utterance], quiet_s=1.0)
+                        said_texts[spec].append(recording)
+                    print(f"models: turn {n + 1}/{turns} ({recording.name})", file=sys.stderr)
                 return {spec: (await phones[spec].report(calls[spec]), said[spec]) for spec in phones}
             finally:
                 for phone in phones.values():
                     await phone.aclose()
 
         results = asyncio.run(scenario())
+    except Exception:
+        if agent is not None:
+            print(agent.tail(), file=sys.stderr)
+        raise
     finally:
         if agent is not None:
             agent.stop()
         for child in (*fakes.values(), llm):
             child.stop()
-    rows = ["| speculative STT | turns answered | **reply overhead p50** | p95 | agent record p50 (first_audio_ms - 600) | "
-            "record stt_ms p50 | record first_token_ms p50 | record first_audio_ms p50 |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| speculative STT | turns answered | **reply time p50** | p95 | max | VAD floor p50 | reply - floor p50 | "
+            "agent record: first_audio_ms - 600, p50 | stt_ms p50 | first_token_ms p50 | first_audio_ms p50 | "
+            "speculative transcript used | WER % of the agent's transcripts |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     p50 = {}
     for spec in (True, False):
         report, said = results[spec]
         overhead = reply_overheads(report, said)
+        floors = [t.utterance.vad_end_floor_s * 1000 for t in said]
+        added = [o - f for o, f in zip(overhead, floors) if o is not None]
         turns_recorded = record_turns(records[spec])
-        p50[spec] = percentile([v for v in overhead if v is not None], 50) if any(v is not None for v in overhead) else math.nan
+        answered = [v for v in overhead if v is not None]
+        p50[spec] = percentile(answered, 50) if answered else math.nan
         recorded = [t["first_audio_ms"] - END_SILENCE_S * 1000 for t in turns_recorded]
-        rows.append(f"| {'on' if spec else 'off'} | {sum(v is not None for v in overhead)}/{len(overhead)} | "
-                    f"**{stats(overhead, 50)[0]}** | {stats(overhead, 95)[0]} | {stats(recorded, 50)[0]} | "
+        if len(turns_recorded) == len(said_texts[spec]):
+            errors = sum((word_errors(r.text, t["user"], "en") for r, t in zip(said_texts[spec], turns_recorded)), NO_ERRORS)
+            wer = f"{errors.rate * 100:.1f} ({errors.errors} / {errors.words})"
+        else:
+            wer = f"n/a ({len(turns_recorded)} turns recorded for {len(said_texts[spec])} said)"
+        high = "p95" if len(answered) >= 20 else None
+        rows.append(f"| {'on' if spec else 'off'} | {len(answered)}/{len(overhead)} | "
+                    f"**{stats(overhead, 50)[0]}** | {stats(overhead, 95)[0] if high else 'n<20'} | {stats(overhead, 100)[0]} | "
+                    f"{stats(floors, 50)[0]} | {stats(added, 50)[0]} | {stats(recorded, 50)[0]} | "
                     f"{stats([t['stt_ms'] for t in turns_recorded], 50)[0]} | "
                     f"{stats([t['first_token_ms'] for t in turns_recorded], 50)[0]} | "
-                    f"{stats([t['first_audio_ms'] for t in turns_recorded], 50)[0]} |")
-    speculated = sum(t.get("speculative_stt", False) for t in record_turns(records[True]))
-    rows += ["", f"Saving of speculative STT (p50 off - p50 on): **{p50[False] - p50[True]:.0f} ms**; "
-                 f"{speculated} of the 'on' turns used the speculative transcript. Record times are ms after the "
-                 "agent's end of speech (its end-of-turn decision - 600 ms)."]
+                    f"{stats([t['first_audio_ms'] for t in turns_recorded], 50)[0]} | "
+                    f"{sum(t.get('speculative_stt', False) for t in turns_recorded)}/{len(turns_recorded)} | {wer} |")
+    by_clip = []
+    for kind, label in (("librivox", "LibriVox sentences (3-7 s)"), ("cards", "cards phrases (1-3.5 s)")):
+        cells = []
+        for spec in (True, False):
+            report, said = results[spec]
+            values = [v for v, r in zip(reply_overheads(report, said), said_texts[spec])
+                      if v is not None and r.name.startswith("sense") == (kind == "librivox")]
+            cells.append(f"{stats(values, 50)[0]} (n={len(values)})")
+        by_clip.append(f"| {label} | {' | '.join(cells)} |")
+    rows += ["", "| caller audio | reply time p50, speculative on | off |", "|---|---|---|", *by_clip,
+             "", f"Reply time = first bot frame at the engine - end of the caller's speech - 600 ms (vad_end_silence_ms); "
+             f"n = {turns} turns per variant ({len(recordings)} recordings, each said {turns / len(recordings):g} times "
+             "per variant, interleaved). VAD floor: what an infinitely fast agent would show with these recordings "
+             "(frame timing). Saving of speculative STT (p50 off - p50 on): "
+             f"**{p50[False] - p50[True]:.0f} ms**. Record times are ms after the agent's end of speech (its "
+             "end-of-turn decision - 600 ms). The reply is the fake LLM's echo, \"Você disse: <transcript>\" "
+             "(one sentence, as long as the transcript: 2-22 words), spoken by the joe voice."]
     return rows
 
 
@@ -789,11 +829,8 @@ def scratch(work: Path):
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return (f"Machine: {os.cpu_count()} cores ({model}), Python {platform.python_version()}, load average before the "
-            f"run {os.getloadavg()[0]:.2f}. The agent, the fake ZuckZapGo and this script (the callers) are three "
-            "processes sharing these cores.")
+    return (f"The agent, the fake ZuckZapGo and this script (the callers) are three processes sharing the "
+            f"{os.cpu_count()} cores.")
 
 
 SECTIONS = ("overhead", "models", "barge-in", "listen", "active")
@@ -805,6 +842,8 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
     parser.add_argument("--listen-calls", help="call counts of the listening capacity run (default 10,25,50,75,100,150,200)")
     parser.add_argument("--active-calls", help="call counts of the conversation capacity run (default 10,20,40,60,80)")
+    parser.add_argument("--model-turns", type=int, help="turns per variant of the real-model run (default 20; --quick 4)")
+    parser.add_argument("--no-write", action="store_true", help="print the report only, leave BENCHMARKS.md alone")
     parser.add_argument("--run-agent", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_agent:
@@ -816,19 +855,28 @@ def main() -> None:
     quick = args.quick
     listen = [int(n) for n in (args.listen_calls or ("50" if quick else "10,25,50,75,100,150,200")).split(",")]
     active = [int(n) for n in (args.active_calls or ("20" if quick else "10,20,40,60,80")).split(",")]
+    recordings = []
+    if "models" in only:
+        try:
+            recordings = real_recordings()
+            whisper_base_dir(), joe_voice()
+        except RealModelsMissing as missing:
+            parser.error(f"real models missing for --only models: {missing}")
+    started = start()
     work = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     random.seed(0)
     utterances = [Utterance.of(text) for text in UTTERANCES]
-    report = ["Command: `python benchmarks/bench_agent.py" + "".join(f" {a}" for a in sys.argv[1:]) + "`", "",
-              machine(), "Times in ms."]
+    report = [machine(), "Times in ms."]
     with scratch(work):
         if "overhead" in only:
             calls, turns = (1, 4) if quick else (4, 5)
             report += ["", "### Reply overhead, instant providers (end of speech + 600 ms -> first bot frame)", "",
                        *bench_reply_overhead(work, calls, turns, utterances)]
         if "models" in only:
-            report += ["", "### Reply overhead, Whisper base + Piper medium in process (random weights), LLM pace-300-30", "",
-                       *bench_models(work, 2 if quick else 10, utterances)]
+            turns = args.model_turns or (4 if quick else 20)
+            report += ["", "### Reply time with real models: Whisper base int8 + Piper en_US-joe-medium (real weights), "
+                       "real English recordings, fake LLM pace-300-30, speculative STT on vs off", "",
+                       *bench_models(work, turns, recordings)]
         if "barge-in" in only:
             calls, per_call = (1, 3) if quick else (2, 5)
             report += ["", "### Barge-in, instant providers, long reply interrupted 1.5 s in", "",
@@ -849,7 +897,8 @@ def main() -> None:
                        *bench_active(work, active, window, utterances), "",
                        "Each caller speaks again about 0.5 s after the bot's reply should be over (a turn every "
                        "5-6 s per call); turns are counted until the reports, underruns from the first turn."]
-    print("\n".join(report))
+    publish("bench_agent", ["## Voice agent on ZuckZapGo calls (`zapvoice agent`)", "", *provenance(started), "", *report],
+            write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
     python benchmarks/bench_gateway.py            # the full run, about 6 minutes
     python benchmarks/bench_gateway.py --quick    # a smoke run, about 2 minutes
+    ... --no-write                                # print only (otherwise the report replaces the section
+                                                  # between <!-- bench_gateway:begin --> and
+                                                  # <!-- bench_gateway:end --> of BENCHMARKS.md)
 
 The gateway server (`GatewayServer` + `AgentCall`, wired as `zapvoice gateway` wires them) runs in a
 child process (`--run-agent`, bench_agent's AgentProcess and its event-loop and GC timings) on the
@@ -60,6 +63,7 @@ from zapvoice.settings import Settings  # noqa: E402
 
 if "--run-agent" not in sys.argv:  # as bench_agent: the agent's process must not import torch
     from benchmarks.bench_providers import clip, free_port, percentile
+    from benchmarks.publish import provenance, publish, start
 
 RATE = 8000
 
@@ -316,6 +320,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run of every measurement (about 2 minutes)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
     parser.add_argument("--listen-calls", help="call counts of the capacity run (default 10,25,50,100,150,200)")
+    parser.add_argument("--no-write", action="store_true", help="print the report only, leave BENCHMARKS.md alone")
     parser.add_argument("--run-agent", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_agent:
@@ -327,11 +332,11 @@ def main() -> None:
     gc.collect()  # this process imported torch (bench_providers): a full collection walking it would stall
     gc.freeze()  # every caller for ~100 ms
     listen = [int(n) for n in (args.listen_calls or ("50" if quick else "10,25,50,100,150,200")).split(",")]
+    started = start()
     work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     random.seed(0)
     utterances = [Utterance.of(text) for text in UTTERANCES]
-    report = ["Command: `python benchmarks/bench_gateway.py" + "".join(f" {a}" for a in sys.argv[1:]) + "`", "",
-              f"Machine: {os.cpu_count()} cores, load average before the run {os.getloadavg()[0]:.2f}. The gateway "
+    report = [f"The gateway "
               "(agent) and this script (the callers) are two processes sharing these cores. s16le 8000 Hz, 20 ms "
               "chunks both ways, gateway_lead_ms 60. Times in ms."]
     with scratch(work):
@@ -355,7 +360,8 @@ def main() -> None:
                        "Loop lag: how late the agent's event loop woke a 10 ms sleep (CPU: its thread's CPU "
                        "time meanwhile); GC: its longest collection. Send lag: how late the callers (this process) "
                        "sent their 20 ms chunks."]
-    print("\n".join(report))
+    publish("bench_gateway", ["## The 4143 gateway (`zapvoice gateway`)", "", *provenance(started), "", *report],
+            write=not args.no_write)
 
 
 if __name__ == "__main__":
