@@ -65,7 +65,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -79,7 +79,7 @@ from agent.clock import MonotonicClock  # noqa: E402
 from agent.vad import EnergyVAD, SpeechStarted, TurnEnded  # noqa: E402
 from agent.zuckzapgo.api import ZuckZapGoAPI  # noqa: E402
 from agent.zuckzapgo.calls import ZuckZapGoAgent  # noqa: E402
-from providers.contracts import Speech, Transcript  # noqa: E402
+from providers.contracts import Speech  # noqa: E402
 from providers.engines import load_voices, load_whisper  # noqa: E402
 from providers.llm import OpenAIChat  # noqa: E402
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply  # noqa: E402
@@ -88,7 +88,7 @@ from tests.support.fake_zuckzapgo import frames_of  # noqa: E402
 from tests.support.real_models import RealModelsMissing, english_clips, joe_voice, whisper_base_dir  # noqa: E402
 from tests.support.speech import speak  # noqa: E402
 from zapvoice.audio import PIPELINE_RATE, to_int16  # noqa: E402
-from zapvoice.evaluation import EvalClip, read_clip  # noqa: E402
+from zapvoice.evaluation import read_clip  # noqa: E402
 from zapvoice.word_errors import NO_ERRORS, word_errors  # noqa: E402
 from zapvoice.settings import Settings  # noqa: E402
 
@@ -499,7 +499,7 @@ class Recording:
 
 def real_recordings() -> list[Recording]:
     """The real English recordings as callers' utterances (16 kHz mono, as the fake engine takes them)."""
-    return [Recording(clip.name, clip.text, Utterance.from_pcm(to_int16(read_clip(EvalClip(clip.name, clip.path, clip.text)))))
+    return [Recording(clip.name, clip.text, Utterance.from_pcm(to_int16(read_clip(clip))))
             for clip in english_clips()]
 
 

@@ -336,7 +336,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     random.seed(0)
     utterances = [Utterance.of(text) for text in UTTERANCES]
-    report = [f"The gateway "
+    report = ["The gateway "
               "(agent) and this script (the callers) are two processes sharing these cores. s16le 8000 Hz, 20 ms "
               "chunks both ways, gateway_lead_ms 60. Times in ms."]
     with scratch(work):

@@ -61,7 +61,7 @@ def main() -> None:
     rows, padded_errors, raw_errors, cut_errors = [], NO_ERRORS, NO_ERRORS, NO_ERRORS
     decode_s, check_s, fired_padded, loops = [], [], 0, 0
     for clip in english_clips():
-        samples, _ = soundfile.read(clip.path, dtype="float32")
+        samples, _ = soundfile.read(clip.audio, dtype="float32")
         seconds = samples.size / 16000
         began = time.perf_counter()
         padded, _ = stt._decode(samples, "en")  # the service's path, guard included

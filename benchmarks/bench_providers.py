@@ -52,7 +52,7 @@ from tests.support.real_models import RealModelsMissing, english_clips, joe_voic
 from tests.support.speech import noise, speak  # noqa: E402
 from zapvoice.audio import PIPELINE_RATE, resample, wav_bytes  # noqa: E402
 from zapvoice.evaluation import EvalClip, read_clip  # noqa: E402
-from zapvoice.word_errors import NO_ERRORS, WordErrors, word_errors  # noqa: E402
+from zapvoice.word_errors import NO_ERRORS, word_errors  # noqa: E402
 
 MODELS = ROOT / ".bench-models"
 TOKEN = "bench-token"
@@ -398,7 +398,7 @@ def _spread_cell(values: list[float]) -> str:
 def real_models() -> tuple[Path, Path, list[EvalClip]]:
     try:
         whisper, voice = whisper_base_dir(), joe_voice()
-        clips = [EvalClip(clip.name, clip.path, clip.text) for clip in english_clips()]
+        clips = english_clips()
     except RealModelsMissing as missing:
         raise SystemExit(f"real models missing: {missing}\n(--random-weights runs on random-weight models instead)")
     return whisper, voice, clips

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
-import soundfile
 
 from providers.engines import load_voices, load_whisper
 from tests.support import real_models
-from zapvoice.audio import PIPELINE_RATE
 
 
 def pytest_collection_modifyitems(items):
@@ -66,9 +63,3 @@ def real_engines(real_settings):
 def real_service(make_service, real_settings, real):
     return make_service(whisper_model=str(real["whisper_base"]),
                         voices=real_settings().voices)
-
-
-def read_clip(path) -> np.ndarray:
-    samples, rate = soundfile.read(path, dtype="float32")
-    assert rate == PIPELINE_RATE
-    return samples

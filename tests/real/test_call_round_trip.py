@@ -13,20 +13,19 @@ from __future__ import annotations
 import asyncio
 import io
 
-import httpx
 import pytest
 import soundfile
 
 from agent.backends import Backends
 from agent.gateway.commands import serving
 from providers.llm import OpenAIChat
-from tests.real.conftest import read_clip
 from tests.support.clock import FastClock
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
 from tests.support.gateway_caller import GatewayCaller
 from tests.support.servers import serve_in_thread
 from tests.support.zuckzapgo_harness import INSTANCE_TOKEN, Harness, running_agent
 from zapvoice.audio import to_int16
+from zapvoice.evaluation import read_clip
 from zapvoice.word_errors import word_errors
 
 MAX_HEARD_WER = 0.15  # caller -> LLM: Whisper on the caller's real speech
@@ -72,7 +71,7 @@ def test_a_whatsapp_call_understands_the_caller_and_is_understood(settings, real
         phone = Harness(zuckzapgo.url)
         async with running_agent(settings, real_engines, FastClock(1.0)):
             call_id = await phone.greeted()
-            end = await phone.say(call_id, to_int16(read_clip(clip.path)).tobytes())
+            end = await phone.say(call_id, to_int16(read_clip(clip)).tobytes())
             await phone.reply_after(call_id, end, quiet_s=1.5)
             heard = (await phone.http.get(f"/_fake/calls/{call_id}/heard.wav")).content
             await phone.http.post(f"/_fake/calls/{call_id}/hangup")
@@ -99,7 +98,7 @@ def test_a_gateway_call_in_mulaw_understands_the_caller_and_is_understood(settin
                 async with GatewayCaller(f"ws://127.0.0.1:{server.port}", rate=8000, encoding="mulaw") as phone:
                     await phone.call()
                     await phone.reply_after(0.0)  # the greeting
-                    _, end = await phone.say(read_clip(clip.path))
+                    _, end = await phone.say(read_clip(clip))
                     await phone.until(lambda: replied_and_quiet(phone, end), timeout_s=30)
                     return phone.heard_audio(end)
         finally:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.real.conftest import read_clip
 from zapvoice.audio import PIPELINE_RATE, wav_bytes
+from zapvoice.evaluation import read_clip
 from zapvoice.word_errors import word_errors
 
 SECONDS = 3.0
@@ -87,7 +87,7 @@ def test_no_speech_gives_no_text(real_client, name):
 @pytest.mark.parametrize("dbfs", [-35.0, -45.0])
 def test_a_quiet_caller_is_still_heard(real_client, real, dbfs):
     clip = real["clips"][0]
-    quiet = at_level(read_clip(clip.path), dbfs)
+    quiet = at_level(read_clip(clip), dbfs)
     answer = post_stt(real_client, quiet)
     assert answer["speech"] is True
     assert word_errors(clip.text, answer["text"]).rate <= 0.15, answer
@@ -95,7 +95,7 @@ def test_a_quiet_caller_is_still_heard(real_client, real, dbfs):
 
 def test_a_caller_over_line_noise_is_heard(real_client, real):
     clip = real["clips"][1]
-    speech = read_clip(clip.path)
+    speech = read_clip(clip)
     noisy = speech + at_level(line_noise(), -45)[: speech.size]
     answer = post_stt(real_client, noisy.astype(np.float32))
     assert word_errors(clip.text, answer["text"]).rate <= 0.15, answer

@@ -16,14 +16,10 @@ import pytest
 
 from providers.contract_clients import ContractSTT
 from tests.conftest import TOKEN
-from zapvoice.evaluation import EvalClip, evaluate, format_report
+from zapvoice.evaluation import evaluate, format_report, read_clip
 
 MAX_WER = 0.08  # both at 16 kHz and through the phone line
 MAX_SENTENCE_WER = 0.15  # no single LibriVox sentence may be badly heard
-
-
-def eval_clips(real) -> list[EvalClip]:
-    return [EvalClip(clip.name, clip.path, clip.text) for clip in real["clips"]]
 
 
 def through_service(service, clips, language, phone_line=None):
@@ -38,7 +34,7 @@ def through_service(service, clips, language, phone_line=None):
 
 @pytest.mark.parametrize("phone_line", [None, "mulaw", "alaw"])
 def test_the_service_hears_real_speech_at_16k_and_through_a_phone_line(real_service, real, phone_line):
-    report = through_service(real_service, eval_clips(real), "en", phone_line)
+    report = through_service(real_service, real["clips"], "en", phone_line)
     print(format_report(report))
     assert report.errors.words == 92
     assert report.errors.rate <= MAX_WER, format_report(report)
@@ -48,7 +44,7 @@ def test_the_service_hears_real_speech_at_16k_and_through_a_phone_line(real_serv
 
 
 def test_detected_language_is_english_and_forcing_portuguese_is_obeyed(real_service, real):
-    clips = eval_clips(real)[:2]
+    clips = real["clips"][:2]
     detected = through_service(real_service, clips, None)
     assert {result.clip.name: result.errors.rate <= MAX_SENTENCE_WER for result in detected.results} == {
         clip.name: True for clip in clips}
@@ -56,8 +52,7 @@ def test_detected_language_is_english_and_forcing_portuguese_is_obeyed(real_serv
     async def languages(forced):
         stt = ContractSTT(f"{real_service.url}/stt", TOKEN, timeout_s=60)
         try:
-            from tests.real.conftest import read_clip
-            return [(await stt.transcribe(read_clip(clip.audio), forced)).language for clip in clips]
+            return [(await stt.transcribe(read_clip(clip), forced)).language for clip in clips]
         finally:
             await stt.aclose()
     assert asyncio.run(languages(None)) == ["en", "en"]
@@ -68,7 +63,7 @@ def test_zapvoice_eval_compares_models_on_a_folder_of_recordings(real, tmp_path)
     folder = tmp_path / "recordings"
     folder.mkdir()
     for clip in real["clips"][5:8]:  # three card phrases
-        (folder / f"{clip.name}.wav").write_bytes(clip.path.read_bytes())
+        (folder / f"{clip.name}.wav").write_bytes(clip.audio.read_bytes())
         (folder / f"{clip.name}.txt").write_text(clip.text)
     models = f"{real['whisper_base']},{real['whisper_tiny_en']}"
     done = subprocess.run([sys.executable, "-m", "zapvoice.cli", "eval", str(folder), "--models", models,

