@@ -86,7 +86,7 @@ def test_a_whatsapp_call_understands_the_caller_and_is_understood(settings, real
 
 
 def test_a_gateway_call_in_mulaw_understands_the_caller_and_is_understood(settings, real_engines, real, fake_llm):
-    clip = real["clips"][9]  # "eight of spades four of clubs seven of hearts", 3.5 s
+    clip = real["clips"][3]  # "had he married a more a amiable woman he might have been made still more ...", 6.0 s
     settings = settings.model_copy(update={"gateway_port": 0, "gateway_sample_rate": 8000,
                                            "gateway_encoding": "mulaw"})
 
