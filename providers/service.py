@@ -7,6 +7,7 @@ start-up with a message), so the app only ever serves ready engines.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -79,7 +80,9 @@ def create_app(settings: Settings, engines: Engines,
         started = time.perf_counter()
         body, content_type = await _audio_upload(request)
         try:
-            samples, duration = decode_audio(body, content_type, settings.stt_max_audio_s)
+            samples, duration = await asyncio.to_thread(
+                decode_audio, body, content_type, settings.stt_max_audio_s,
+                max_channels=settings.stt_max_channels, max_samples=settings.stt_max_decoded_samples)
         except AudioError as exc:
             raise ProviderError(exc.status, str(exc)) from exc
         transcript = await engines.stt.transcribe(samples, language)

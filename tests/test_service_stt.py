@@ -116,6 +116,27 @@ def test_audio_longer_than_the_limit_is_413(client, service):
     assert answer.status_code == 413 and "limit" in answer.json()["error"]
 
 
+def silent_file(rate: int, channels: int, seconds: float, format: str, subtype: str) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros((int(rate * seconds), channels), np.float32), rate, format=format, subtype=subtype)
+    return buffer.getvalue()
+
+
+def test_decompression_bomb_is_413_from_its_header(client, service):
+    bomb = silent_file(655350, 8, 3.0, "FLAC", "PCM_16")  # a few KB that decode to 63 MB of float32
+    answer = client.post("/stt", content=bomb, headers={"Content-Type": "audio/flac"})
+    assert answer.status_code == 413
+    limit = f"{service.settings.stt_max_decoded_samples:,}"
+    assert answer.json() == {"error": f"audio decodes to 15,728,400 samples (8 channels × 655350 Hz × 3.0 s); "
+                                      f"the limit is {limit}"}
+
+
+def test_too_many_channels_is_422(client):
+    answer = client.post("/stt", content=silent_file(8000, 255, 0.1, "OGG", "VORBIS"), headers={"Content-Type": "audio/ogg"})
+    assert answer.status_code == 422
+    assert answer.json() == {"error": "audio has 255 channels; the limit is 8"}
+
+
 def test_busy_engine_answers_503_with_retry_after(make_service, speech):
     import httpx
 
