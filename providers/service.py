@@ -7,12 +7,12 @@ start-up with a message), so the app only ever serves ready engines.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from functools import partial
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -79,18 +79,17 @@ def create_app(settings: Settings, engines: Engines,
     async def stt(request: Request, language: str | None = None) -> JSONResponse:
         started = time.perf_counter()
         body, content_type = await _audio_upload(request)
+        decode = partial(decode_audio, body, content_type, settings.stt_max_audio_s,
+                         max_channels=settings.stt_max_channels, max_samples=settings.stt_max_decoded_samples)
         try:
-            samples, duration = await asyncio.to_thread(
-                decode_audio, body, content_type, settings.stt_max_audio_s,
-                max_channels=settings.stt_max_channels, max_samples=settings.stt_max_decoded_samples)
+            transcript = await engines.stt.transcribe_upload(lambda: decode()[0], language)
         except AudioError as exc:
             raise ProviderError(exc.status, str(exc)) from exc
-        transcript = await engines.stt.transcribe(samples, language)
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-        log.info("stt %.2f s of audio -> %d chars in %.0f ms (speech=%s)", duration, len(transcript.text),
+        log.info("stt %.2f s of audio -> %d chars in %.0f ms (speech=%s)", transcript.duration_s, len(transcript.text),
                  elapsed_ms, transcript.speech)
         return JSONResponse({"text": transcript.text, "language": transcript.language,
-                             "duration_s": round(duration, 3), "speech": transcript.speech,
+                             "duration_s": round(transcript.duration_s, 3), "speech": transcript.speech,
                              "processing_ms": elapsed_ms})
 
     @app.post("/llm", dependencies=[authorized], summary="Conversation to the assistant's spoken reply",
