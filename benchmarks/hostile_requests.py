@@ -142,7 +142,8 @@ class Answer:
         return f"{self.status} | {'yes' if self.is_json else 'no'} | {self.seconds:.2f}"
 
 
-HEADER = "| attack | status | JSON | answer s | max /health ms | RSS base → peak MB | body |\n|---|---|---|---|---|---|---|"
+HEADER = ("| attack | status | JSON | answer s | max /health ms | RSS base → peak MB | body |\n"
+          "|---|---|---|---|---|---|---|")
 
 
 def one_request(name: str, models, send) -> str:
@@ -168,9 +169,11 @@ def item_decompression_bombs(models) -> list[str]:
 def item_llm_limits(models) -> list[str]:
     many = json.dumps({"messages": [{"role": "user", "content": ""}] * 300_000}).encode()
     huge = json.dumps({"messages": [{"role": "user", "content": "x" * 10_000_000}]}).encode()
+    nothings = json.dumps({"messages": [{}] * 200_000}, separators=(",", ":")).encode()  # fits a 640 KB limit
     return [one_request(f"/llm {label} ({len(body) / 1e6:.1f} MB)", models, lambda http, body=body: http.post(
         "/llm", content=body, headers={"Content-Type": "application/json"}))
-        for label, body in (("300,000 empty messages", many), ("one 10 M-char message", huge))]
+        for label, body in (("300,000 empty messages", many), ("one 10 M-char message", huge),
+                            ("200,000 {} messages", nothings))]
 
 
 def item_stt_admission(models, concurrent: int = 200) -> list[str]:

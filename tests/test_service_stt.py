@@ -133,7 +133,8 @@ def test_decompression_bomb_is_413_from_its_header(client, service):
 
 
 def test_too_many_channels_is_422(client):
-    answer = client.post("/stt", content=silent_file(8000, 255, 0.1, "OGG", "VORBIS"), headers={"Content-Type": "audio/ogg"})
+    many_channels = silent_file(8000, 255, 0.1, "OGG", "VORBIS")
+    answer = client.post("/stt", content=many_channels, headers={"Content-Type": "audio/ogg"})
     assert answer.status_code == 422
     assert answer.json() == {"error": "audio has 255 channels; the limit is 8"}
 

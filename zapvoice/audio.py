@@ -93,8 +93,8 @@ class _Limits:
             raise AudioError(f"audio is {seconds:.1f} s long; the limit is {self.max_seconds:g} s", status=413)
         if self.max_samples is not None and frames * channels > self.max_samples:
             raise AudioError(
-                f"audio decodes to {frames * channels:,} samples ({channels} channels × {rate} Hz × {seconds:.1f} s); "
-                f"the limit is {self.max_samples:,}", status=413)
+                f"audio decodes to {frames * channels:,} samples ({channels} channels × {rate} Hz × "
+                f"{seconds:.1f} s); the limit is {self.max_samples:,}", status=413)
 
 
 def _read_container(body: bytes, limits: _Limits) -> tuple[np.ndarray, float]:
