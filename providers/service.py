@@ -80,6 +80,7 @@ def create_app(settings: Settings, engines: Engines,
     @app.post("/stt", dependencies=[authorized], summary="Speech (WAV, FLAC, OGG, raw s16le, or multipart 'file') to text")
     async def stt(request: Request, language: str | None = None) -> JSONResponse:
         started = time.perf_counter()
+        engines.stt.worker.refuse_if_full()
         body, content_type = await _audio_upload(request)
         decode = partial(decode_audio, body, content_type, settings.stt_max_audio_s,
                          max_channels=settings.stt_max_channels, max_samples=settings.stt_max_decoded_samples)

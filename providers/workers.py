@@ -35,19 +35,27 @@ class BoundedWorker:
     def in_flight(self) -> int:
         return self._in_flight
 
+    def refuse_if_full(self) -> None:
+        """503 now if a job could not be admitted now: lets a caller refuse before reading a large request."""
+        with self._lock:
+            self._refuse_if_full()
+
     async def run(self, job: Callable[[], T]) -> T:
         with self._lock:
-            if self._in_flight >= self.capacity:
-                raise ProviderError(
-                    503, f"the {self.name} engine is busy ({self._in_flight} jobs in flight); retry later",
-                    headers={"Retry-After": str(self._retry_after_s())},
-                )
+            self._refuse_if_full()
             self._in_flight += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, job)
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    def _refuse_if_full(self) -> None:
+        if self._in_flight >= self.capacity:
+            raise ProviderError(
+                503, f"the {self.name} engine is busy ({self._in_flight} jobs in flight); retry later",
+                headers={"Retry-After": str(self._retry_after_s())},
+            )
 
     def _retry_after_s(self) -> int:
         """Queued jobs × mean job time / concurrency, rounded up, at least 1 s (also before any job finished)."""

@@ -27,10 +27,13 @@ async def refusal_while_full(worker: BoundedWorker, started: list[str]) -> Provi
     holders = [asyncio.ensure_future(worker.run(release.wait)) for _ in range(worker.capacity)]
     await asyncio.sleep(0)  # one turn of the loop: every holder is admitted
     assert worker.in_flight == worker.capacity
+    with pytest.raises(ProviderError):
+        worker.refuse_if_full()  # what /stt asks before it reads the body
     with pytest.raises(ProviderError) as refused:
         await worker.run(lambda: started.append("refused job"))
     release.set()
     await asyncio.gather(*holders)
+    worker.refuse_if_full()
     return refused.value
 
 
