@@ -90,11 +90,14 @@ class Server:
 
     def _probe_health(self) -> None:
         with httpx.Client(base_url=self.url, timeout=60) as http:
-            while self._probing.is_set():
+            while True:  # one probe more after the attack, so a quick one is measured too
+                attacking = self._probing.is_set()
                 started = time.perf_counter()
                 http.get("/health").raise_for_status()
                 took = time.perf_counter() - started
                 self.health_ms.append(took * 1000)
+                if not attacking:
+                    return
                 time.sleep(max(0.0, PROBE_EVERY_S - took))
 
     def __enter__(self) -> Server:
@@ -179,9 +182,9 @@ def item_llm_limits(models) -> list[str]:
 def item_stt_admission(models, concurrent: int = 200) -> list[str]:
     body = wav_bytes(speak("Olá, eu gostaria de marcar uma consulta para amanhã."), PIPELINE_RATE)
 
-    async def burst(url: str) -> tuple[list[Answer], float]:
+    async def burst(url: str, headers: dict) -> tuple[list[Answer], float]:
         limits = httpx.Limits(max_connections=concurrent + 10, max_keepalive_connections=concurrent + 10)
-        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=120, limits=limits) as http:
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as http:
             async def post() -> Answer:
                 started = time.perf_counter()
                 response = await http.post("/stt", content=body, headers={"Content-Type": "audio/wav"})
@@ -191,22 +194,28 @@ def item_stt_admission(models, concurrent: int = 200) -> list[str]:
             answers = await asyncio.gather(*(post() for _ in range(concurrent)))
             return answers, time.perf_counter() - started
 
-    with Server(*models) as server:
-        answers, drained_s = asyncio.run(burst(server.url))
+    rows = ["| concurrent /stt | statuses | all JSON | median refusal s | median 200 s | burst drained s "
+            "| Retry-After s | max /health ms | RSS base → peak MB |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for label, headers in (("no token (401: the floor, transport and client)", {}), ("with the token", AUTH)):
+        with Server(*models) as server:
+            answers, drained_s = asyncio.run(burst(server.url, headers))
+        rows.append(burst_row(f"{concurrent} {label}", answers, drained_s, server))
+    return rows
+
+
+def burst_row(label: str, answers: list[Answer], drained_s: float, server: Server) -> str:
     statuses = Counter(a.status for a in answers)
-    refused = [a for a in answers if a.status == 503]
+    refused = [a for a in answers if a.status in (401, 503)]
     served = [a for a in answers if a.status == 200]
-    retry = sorted({int(a.headers["retry-after"]) for a in refused})
+    retry = sorted({int(a.headers["retry-after"]) for a in refused if "retry-after" in a.headers})
 
     def median(values: list[Answer]) -> str:
         return f"{statistics.median(a.seconds for a in values):.2f}" if values else "-"
 
-    return ["| concurrent /stt | statuses | all JSON | median 503 s | median 200 s | burst drained s "
-            "| Retry-After s | max /health ms | RSS base → peak MB |",
-            "|---|---|---|---|---|---|---|---|---|",
-            f"| {concurrent} | {', '.join(f'{s}×{n}' for s, n in sorted(statuses.items()))} "
+    return (f"| {label} | {', '.join(f'{s}×{n}' for s, n in sorted(statuses.items()))} "
             f"| {'yes' if all(a.is_json for a in answers) else 'no'} | {median(refused)} | {median(served)} "
-            f"| {drained_s:.2f} | {retry[0] if retry else '-'}-{retry[-1] if retry else '-'} | {server.figures} |"]
+            f"| {drained_s:.2f} | {retry[0] if retry else '-'}-{retry[-1] if retry else '-'} | {server.figures} |")
 
 
 def item_tts_control_characters(models) -> list[str]:
