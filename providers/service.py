@@ -7,12 +7,15 @@ start-up with a message), so the app only ever serves ready engines.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from functools import partial
 
+import pydantic_core
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
@@ -77,25 +80,27 @@ def create_app(settings: Settings, engines: Engines,
     @app.post("/stt", dependencies=[authorized], summary="Speech (WAV, FLAC, OGG, raw s16le, or multipart 'file') to text")
     async def stt(request: Request, language: str | None = None) -> JSONResponse:
         started = time.perf_counter()
+        engines.stt.worker.refuse_if_full()
         body, content_type = await _audio_upload(request)
+        decode = partial(decode_audio, body, content_type, settings.stt_max_audio_s,
+                         max_channels=settings.stt_max_channels, max_samples=settings.stt_max_decoded_samples)
         try:
-            samples, duration = decode_audio(body, content_type, settings.stt_max_audio_s)
+            transcript = await engines.stt.transcribe_upload(lambda: decode()[0], language)
         except AudioError as exc:
             raise ProviderError(exc.status, str(exc)) from exc
-        transcript = await engines.stt.transcribe(samples, language)
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-        log.info("stt %.2f s of audio -> %d chars in %.0f ms (speech=%s)", duration, len(transcript.text),
+        log.info("stt %.2f s of audio -> %d chars in %.0f ms (speech=%s)", transcript.duration_s, len(transcript.text),
                  elapsed_ms, transcript.speech)
         return JSONResponse({"text": transcript.text, "language": transcript.language,
-                             "duration_s": round(duration, 3), "speech": transcript.speech,
+                             "duration_s": round(transcript.duration_s, 3), "speech": transcript.speech,
                              "processing_ms": elapsed_ms})
 
     @app.post("/llm", dependencies=[authorized], summary="Conversation to the assistant's spoken reply",
               openapi_extra=_json_body(LlmRequest))
     async def llm(request: Request) -> JSONResponse:
         started = time.perf_counter()
-        body = _parse(LlmRequest, await request.body())
-        _check_llm_size(body, settings)
+        raw = await _body_within(request, _llm_body_limit(settings), _llm_body_too_large(settings))
+        body = await asyncio.to_thread(_parse_llm_request, raw, settings)
         messages: list[ChatMessage] = [{"role": m.role, "content": m.content} for m in body.messages]
         reply = await engines.llm.reply(body.system, messages)
         log.info("llm %d messages -> %d chars in %.0f ms", len(messages), len(reply),
@@ -173,12 +178,48 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def _check_llm_size(body: LlmRequest, settings: Settings) -> None:
-    if len(body.messages) > settings.llm_max_messages:
-        raise ProviderError(422, f"{len(body.messages)} messages; the limit is {settings.llm_max_messages}")
+async def _body_within(request: Request, max_bytes: int, refusal: str) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `max_bytes` (Content-Length, or while it streams)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ProviderError(413, refusal)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ProviderError(413, refusal)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _llm_body_limit(settings: Settings) -> int:
+    """The largest JSON a conversation within llm_max_chars and llm_max_messages can be: 12 bytes a character
+    (an emoji escaped as a surrogate pair), 256 bytes of keys, indentation and ignored fields a message."""
+    return 12 * settings.llm_max_chars + 256 * settings.llm_max_messages + 4096
+
+
+def _llm_body_too_large(settings: Settings) -> str:
+    return (f"the /llm body is larger than {_llm_body_limit(settings):,} bytes, the most llm_max_chars "
+            f"({settings.llm_max_chars}) and llm_max_messages ({settings.llm_max_messages}) can take")
+
+
+def _parse_llm_request(raw: bytes, settings: Settings) -> LlmRequest:
+    """Parsed, then messages counted, then validated: a list of 200,000 non-messages costs one error, not 400,000."""
+    try:
+        parsed = pydantic_core.from_json(raw)
+    except ValueError as exc:
+        raise ProviderError(422, "the body is not valid JSON") from exc
+    messages = parsed.get("messages") if isinstance(parsed, dict) else None
+    if isinstance(messages, list) and len(messages) > settings.llm_max_messages:
+        raise ProviderError(422, f"{len(messages)} messages; the limit is {settings.llm_max_messages}")
+    try:
+        body = LlmRequest.model_validate(parsed)
+    except ValidationError as exc:
+        raise ProviderError(422, _describe(exc)) from exc
     chars = len(body.system) + sum(len(m.content) for m in body.messages)
     if chars > settings.llm_max_chars:
         raise ProviderError(422, f"the conversation is {chars} characters; the limit is {settings.llm_max_chars}")
+    return body
 
 
 _WAV_TYPES = {"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/*", "*/*"}

@@ -2,13 +2,15 @@
 
 Chat models answer in markdown with emoji and links; Piper would read "asterisk asterisk" or
 spell out a URL. Reasoning models (qwen3, deepseek-r1 on Ollama) also prepend a <think> block
-that must never be spoken.
+that must never be spoken. Control characters go first: espeak refuses a NUL outright.
 """
 
 from __future__ import annotations
 
 import re
 
+_LINE_SEPARATORS = re.compile("[\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")  # C0 and C1 but tab and newline; lone surrogates
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
 _CODE_BLOCK = re.compile(r"```.*?(```|$)", re.DOTALL)
 _IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
@@ -37,7 +39,8 @@ def strip_reasoning(text: str) -> str:
 
 
 def to_spoken(text: str) -> str:
-    """Markdown, emoji and URLs out; list items and lines become sentences."""
+    """Control characters, markdown, emoji and URLs out; list items and lines become sentences."""
+    text = _CONTROLS.sub("", _LINE_SEPARATORS.sub("\n", text))
     text = strip_reasoning(text)
     text = _CODE_BLOCK.sub(" ", text)
     text = _IMAGE.sub(r"\1", text)

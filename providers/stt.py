@@ -3,15 +3,16 @@
 Defaults favour latency on a small CPU: greedy decoding, no temperature fallback, no
 timestamps and no conditioning on earlier text (each utterance stands alone); a decode that
 loops is cut where it started repeating (providers.decoding_loops). The model is
-loaded once, warmed, and shared; transcriptions run in a bounded worker off the event loop.
+loaded once, warmed, and shared; transcriptions (with the decoding and the speech check before
+them) run in a bounded worker off the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -100,13 +101,21 @@ class WhisperSTT:
         self._decode(quiet_noise, "en")
 
     async def transcribe(self, samples: np.ndarray, language: str | None = None) -> Transcript:
-        s = self.settings
+        return await self.transcribe_upload(lambda: samples, language)
+
+    async def transcribe_upload(self, decode: Callable[[], np.ndarray], language: str | None = None) -> Transcript:
+        """`decode` (an upload to samples), the speech check and Whisper all run in one admitted worker slot:
+        a request the worker refuses costs nothing, and none of it runs on the event loop."""
         language = normalize_language(language) or self.default_language
+        return await self.worker.run(lambda: self._transcribe(decode(), language))
+
+    def _transcribe(self, samples: np.ndarray, language: str | None) -> Transcript:
+        s = self.settings
         duration = samples.size / PIPELINE_RATE
-        span = await asyncio.to_thread(check_speech, samples, s.stt_speech_check, s.stt_silence_dbfs, s.stt_vad_threshold)
+        span = check_speech(samples, s.stt_speech_check, s.stt_silence_dbfs, s.stt_vad_threshold)
         if span is None:
             return Transcript("", language, duration, speech=False)
-        text, detected = await self.worker.run(lambda: self._decode(samples[span.start : span.end], language))
+        text, detected = self._decode(samples[span.start : span.end], language)
         return Transcript(text, detected, duration, speech=True)
 
     def _decode(self, samples: np.ndarray, language: str | None) -> tuple[str, str]:

@@ -100,3 +100,45 @@ def test_wav_round_trip_and_levels():
     assert peak_window_dbfs(samples) == pytest.approx(-9.0, abs=0.2)  # 0.5 amplitude sine: -6 dB peak, -9 dB RMS
     assert peak_window_dbfs(np.zeros(RATE, np.float32)) < -150
     assert peak_window_dbfs(np.zeros(0, np.float32)) < -150
+
+
+@pytest.fixture()
+def reads(monkeypatch) -> list[int]:
+    """Samples (frames × channels) each SoundFile.read asked for; -1 for "the whole file"."""
+    asked: list[int] = []
+    original = soundfile.SoundFile.read
+
+    def read(sound, frames=-1, *args, **kwargs):
+        asked.append(-1 if frames < 0 else frames * sound.channels)
+        return original(sound, frames, *args, **kwargs)
+
+    monkeypatch.setattr(soundfile.SoundFile, "read", read)
+    return asked
+
+
+def test_decoded_size_over_the_limit_is_413_before_any_decoding(reads):
+    bomb = encoded(np.zeros((96000, 8), np.float32), 96000, "FLAC", "PCM_16")  # 1 s: 768,000 samples, 3 KB
+    with pytest.raises(AudioError) as caught:
+        decode_audio(bomb, "audio/flac", 60, max_samples=500_000)
+    assert caught.value.status == 413
+    assert "768,000 samples (8 channels × 96000 Hz × 1.0 s); the limit is 500,000" in str(caught.value)
+    assert reads == []
+
+
+def test_more_channels_than_the_limit_is_422_before_any_decoding(reads):
+    body = encoded(np.zeros((800, 9), np.float32), 8000, "OGG", "VORBIS")
+    with pytest.raises(AudioError) as caught:
+        decode_audio(body, "audio/ogg", 60)
+    assert caught.value.status == 422 and "9 channels; the limit is 8" in str(caught.value)
+    assert reads == []
+    with pytest.raises(AudioError, match="2 channels; the limit is 1"):
+        decode_audio(b"\x00" * 400, "audio/L16; channels=2", 60, max_channels=1)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 8])
+def test_decoding_holds_a_bounded_block_at_a_time(reads, channels):
+    body = encoded(tone(3.0, 48000, channels), 48000, "FLAC", "PCM_24")
+    samples, duration = decode_audio(body, "audio/flac", 60)
+    assert duration == pytest.approx(3.0) and samples.size == 3 * RATE
+    assert 0.3 < np.abs(samples).max() < 0.6
+    assert len(reads) > 1 and max(reads) <= 1 << 16, "never the whole file at once"

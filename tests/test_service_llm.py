@@ -1,5 +1,6 @@
 """POST /llm forwarding to an OpenAI-compatible upstream, and every way the upstream can fail."""
 
+import json
 import socket
 
 import httpx
@@ -106,3 +107,31 @@ def test_size_limits_are_422(client, service):
 def _auth() -> dict:
     from tests.conftest import TOKEN
     return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_body_too_large_for_the_limits_is_413_before_parsing(client):
+    many = json.dumps({"messages": [{"role": "user", "content": ""}] * 300_000}).encode()  # 9.9 MB
+    for headers in ({}, {"Transfer-Encoding": "chunked"}):
+        content = many if not headers else iter([many[i : i + 65536] for i in range(0, len(many), 65536)])
+        answer = client.post("/llm", content=content, headers={"Content-Type": "application/json", **headers})
+        assert answer.status_code == 413
+        assert answer.json() == {"error": "the /llm body is larger than 655,296 bytes, the most llm_max_chars "
+                                          "(50000) and llm_max_messages (200) can take"}
+
+
+def test_too_many_messages_are_counted_before_they_are_validated(client, service):
+    limit = service.settings.llm_max_messages
+    for item in ({}, [], 0):  # none is a message: validating each would cost an error apiece
+        answer = client.post("/llm", content=json.dumps({"messages": [item] * 200_000}, separators=",:").encode(),
+                             headers={"Content-Type": "application/json"})
+        assert answer.status_code == 422
+        assert answer.json() == {"error": f"200000 messages; the limit is {limit}"}
+
+
+def test_the_body_limit_takes_any_conversation_within_the_limits(client, service):
+    settings = service.settings
+    worst = {"system": "", "messages": [{"role": "user", "content": ""}] * (settings.llm_max_messages - 1)
+             + [{"role": "user", "content": "😊" * settings.llm_max_chars}]}
+    body = json.dumps(worst, indent=4).encode()  # every character escaped to 12 bytes, and indented
+    answer = client.post("/llm", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text

@@ -4,6 +4,7 @@ import asyncio
 import io
 import threading
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -116,29 +117,63 @@ def test_audio_longer_than_the_limit_is_413(client, service):
     assert answer.status_code == 413 and "limit" in answer.json()["error"]
 
 
-def test_busy_engine_answers_503_with_retry_after(make_service, speech):
+def silent_file(rate: int, channels: int, seconds: float, format: str, subtype: str) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros((int(rate * seconds), channels), np.float32), rate, format=format, subtype=subtype)
+    return buffer.getvalue()
+
+
+def test_decompression_bomb_is_413_from_its_header(client, service):
+    bomb = silent_file(655350, 8, 3.0, "FLAC", "PCM_16")  # a few KB that decode to 63 MB of float32
+    answer = client.post("/stt", content=bomb, headers={"Content-Type": "audio/flac"})
+    assert answer.status_code == 413
+    limit = f"{service.settings.stt_max_decoded_samples:,}"
+    assert answer.json() == {"error": f"audio decodes to 15,728,400 samples (8 channels × 655350 Hz × 3.0 s); "
+                                      f"the limit is {limit}"}
+
+
+def test_too_many_channels_is_422(client):
+    many_channels = silent_file(8000, 255, 0.1, "OGG", "VORBIS")
+    answer = client.post("/stt", content=many_channels, headers={"Content-Type": "audio/ogg"})
+    assert answer.status_code == 422
+    assert answer.json() == {"error": "audio has 255 channels; the limit is 8"}
+
+
+def counted(function, calls: Counter):
+    def call(*args, **kwargs):
+        calls[function.__name__] += 1
+        return function(*args, **kwargs)
+    return call
+
+
+def test_busy_engine_refuses_with_503_before_decoding(make_service, speech, monkeypatch):
     import httpx
 
+    import providers.service
+    import providers.stt
     from tests.conftest import TOKEN
 
+    calls = Counter()
+    for module, name in ((providers.service, "decode_audio"), (providers.stt, "check_speech")):
+        monkeypatch.setattr(module, name, counted(getattr(module, name), calls))
     running = make_service(stt_concurrency=1, stt_queue=0)
     release = threading.Event()
     engines_worker = running.server.config.app.state.engines.stt.worker
     holder = threading.Thread(target=lambda: asyncio.run(engines_worker.run(release.wait)))
     holder.start()
+    post = lambda audio: httpx.post(f"{running.url}/stt", content=wav_bytes(audio, RATE),  # noqa: E731
+                                    headers={"Content-Type": "audio/wav", "Authorization": f"Bearer {TOKEN}"})
     try:
         while engines_worker.in_flight == 0:
             time.sleep(0.005)
-        answer = httpx.post(f"{running.url}/stt", content=wav_bytes(speech, RATE),
-                            headers={"Content-Type": "audio/wav", "Authorization": f"Bearer {TOKEN}"})
-        assert answer.status_code == 503
-        assert int(answer.headers["Retry-After"]) >= 1 and "busy" in answer.json()["error"]
-        silent = httpx.post(f"{running.url}/stt", content=wav_bytes(np.zeros(RATE, np.float32), RATE),
-                            headers={"Content-Type": "audio/wav", "Authorization": f"Bearer {TOKEN}"})
-        assert silent.status_code == 200, "silence never waits for Whisper"
+        for audio in (speech, np.zeros(RATE, np.float32)):
+            answer = post(audio)
+            assert answer.status_code == 503
+            assert answer.headers["Retry-After"] == "1", "nothing queued: the slot frees within a job"
+            assert "busy" in answer.json()["error"]
+        assert calls == Counter(), "a refused request is neither decoded nor checked for speech"
     finally:
         release.set()
         holder.join()
-    answer = httpx.post(f"{running.url}/stt", content=wav_bytes(speech, RATE),
-                        headers={"Content-Type": "audio/wav", "Authorization": f"Bearer {TOKEN}"})
-    assert answer.status_code == 200
+    assert post(speech).status_code == 200
+    assert calls == Counter(decode_audio=1, check_speech=1)

@@ -88,6 +88,13 @@ def test_invalid_requests_are_422(client, body, says):
     assert says in answer.json()["error"]
 
 
+@pytest.mark.parametrize(("text", "status"), [("Olá\u0000 mundo", 200), ("\u0000", 422), ("\x00\x07\x1b", 422)])
+def test_control_characters_are_never_a_500(client, text, status):
+    answer = client.post("/tts", json={"text": text})
+    assert answer.status_code == status
+    assert client.post("/tts", json={"text": "Tudo bem?"}).status_code == 200, "the connection stays usable"
+
+
 def test_native_rate_when_configured(make_service):
     from tests.conftest import TOKEN
     running = make_service(tts_sample_rate=0)

@@ -17,6 +17,8 @@ from providers.spoken_text import to_spoken
     ("> quoted\n---\n***very*** important", "quoted. very important"),
     ("| Dia | Hora |\n|---|:---:|\n| Seg | 9h |", "Dia, Hora. Seg, 9h"),
     ("Plain sentence.", "Plain sentence."),
+    ("Olá\u0000 mun\x07do\x7f\x9b!\ud800", "Olá mundo!"),  # controls would crash espeak (NUL) or be read out
+    ("Linha um\r\nLinha dois\u2028três\x0bquatro", "Linha um. Linha dois. três. quatro"),
     ("", ""),
 ])
 def test_to_spoken(written, spoken):

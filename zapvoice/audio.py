@@ -15,6 +15,8 @@ import soxr
 
 PIPELINE_RATE = 16000
 SILENCE_DBFS = -200.0  # the level reported for digital silence
+MAX_CHANNELS = 8  # more is no recording of a call: surround at most
+_BLOCK_SAMPLES = 1 << 16  # samples (frames × channels) decoded at a time: 256 KB of float32
 
 # Content types whose body is headerless PCM (s16le; `rate=` and `channels=` parameters honoured).
 RAW_PCM_TYPES = {"audio/l16", "audio/pcm", "audio/raw", "application/octet-stream"}
@@ -48,27 +50,28 @@ class MediaType:
         return cls(parts[0].lower(), params)
 
 
-def decode_audio(body: bytes, content_type: str | None, max_seconds: float) -> tuple[np.ndarray, float]:
+def decode_audio(body: bytes, content_type: str | None, max_seconds: float, *, max_channels: int = MAX_CHANNELS,
+                 max_samples: int | None = None) -> tuple[np.ndarray, float]:
     """Any supported upload -> (float32 mono 16 kHz samples, duration in seconds).
 
     Raises AudioError: 415 for a content type that is not audio, 413 for audio longer than
-    `max_seconds` (checked from the header, before decoding), 422 for audio we cannot read.
+    `max_seconds` or decoding to more than `max_samples` samples (frames × channels), 422 for
+    more than `max_channels` channels or audio we cannot read. The limits are checked from the
+    header, before decoding: a small compressed file can hold an hour of 8-channel silence.
     """
     if not body:
         raise AudioError("the request body is empty: send the audio as the body (WAV, FLAC, OGG or raw s16le)")
+    limits = _Limits(max_seconds, max_channels, max_samples)
     media = MediaType.parse(content_type)
     if body.startswith(_CONTAINER_MAGIC) or (media.mime not in RAW_PCM_TYPES and _is_audio_type(media.mime)):
-        samples, rate = _read_container(body, max_seconds)
-    elif media.mime in RAW_PCM_TYPES:
-        samples, rate = _read_raw_pcm(body, media, max_seconds)
-    else:
-        raise AudioError(
-            f"unsupported content type {content_type!r}: send audio/wav (or FLAC/OGG), "
-            "audio/L16 or application/octet-stream (raw s16le 16 kHz mono), or multipart field 'file'",
-            status=415,
-        )
-    mono = resample(samples, rate, PIPELINE_RATE)
-    return mono, samples.shape[0] / rate
+        return _read_container(body, limits)
+    if media.mime in RAW_PCM_TYPES:
+        return _read_raw_pcm(body, media, limits)
+    raise AudioError(
+        f"unsupported content type {content_type!r}: send audio/wav (or FLAC/OGG), "
+        "audio/L16 or application/octet-stream (raw s16le 16 kHz mono), or multipart field 'file'",
+        status=415,
+    )
 
 
 def _is_audio_type(mime: str) -> bool:
@@ -76,39 +79,78 @@ def _is_audio_type(mime: str) -> bool:
     return mime.startswith("audio/") or mime in {"", "application/x-www-form-urlencoded"}
 
 
-def _read_container(body: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+@dataclass(frozen=True)
+class _Limits:
+    max_seconds: float
+    max_channels: int
+    max_samples: int | None
+
+    def check(self, frames: int, rate: int, channels: int) -> None:
+        if channels > self.max_channels:
+            raise AudioError(f"audio has {channels} channels; the limit is {self.max_channels}")
+        seconds = frames / rate
+        if seconds > self.max_seconds:
+            raise AudioError(f"audio is {seconds:.1f} s long; the limit is {self.max_seconds:g} s", status=413)
+        if self.max_samples is not None and frames * channels > self.max_samples:
+            raise AudioError(
+                f"audio decodes to {frames * channels:,} samples ({channels} channels × {rate} Hz × "
+                f"{seconds:.1f} s); the limit is {self.max_samples:,}", status=413)
+
+
+def _read_container(body: bytes, limits: _Limits) -> tuple[np.ndarray, float]:
+    """Decoded block by block, each downmixed and resampled at once: memory stays a few blocks whatever the file."""
     try:
         with soundfile.SoundFile(io.BytesIO(body)) as sound:
-            if sound.samplerate <= 0:
+            rate, channels, frames = sound.samplerate, sound.channels, sound.frames
+            if rate <= 0:
                 raise AudioError("the audio header gives no sample rate")
-            _check_length(sound.frames / sound.samplerate, max_seconds)
-            data = sound.read(dtype="float32", always_2d=True)
-            rate = sound.samplerate
+            limits.check(frames, rate, channels)
+            stream = _Resampler(rate)
+            block_frames = max(1, _BLOCK_SAMPLES // channels)
+            decoded = 0
+            while decoded < frames:
+                block = sound.read(min(block_frames, frames - decoded), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                decoded += block.shape[0]
+                stream.feed(_to_mono(block))
     except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         if isinstance(exc, AudioError):
             raise
         raise AudioError(f"cannot read the audio: {exc}") from exc
-    return _to_mono(data), rate
+    return stream.finish(), decoded / rate
 
 
-def _read_raw_pcm(body: bytes, media: MediaType, max_seconds: float) -> tuple[np.ndarray, int]:
+def _read_raw_pcm(body: bytes, media: MediaType, limits: _Limits) -> tuple[np.ndarray, float]:
     try:
         rate = int(media.params.get("rate", PIPELINE_RATE))
         channels = int(media.params.get("channels", 1))
     except ValueError as exc:
         raise AudioError(f"bad rate or channels parameter in the content type: {exc}") from exc
-    if not 1000 <= rate <= 384000 or not 1 <= channels <= 8:
+    if not 1000 <= rate <= 384000 or channels < 1:
         raise AudioError(f"raw PCM rate {rate} Hz / {channels} channels is out of range")
     frame_bytes = 2 * channels
     if len(body) % frame_bytes:
         raise AudioError(f"raw s16le PCM must be a whole number of {frame_bytes}-byte frames, got {len(body)} bytes")
-    _check_length(len(body) / frame_bytes / rate, max_seconds)
-    return _to_mono(from_int16(np.frombuffer(body, "<i2")).reshape(-1, channels)), rate
+    frames = len(body) // frame_bytes
+    limits.check(frames, rate, channels)
+    mono = _to_mono(from_int16(np.frombuffer(body, "<i2")).reshape(-1, channels))
+    return resample(mono, rate, PIPELINE_RATE), frames / rate
 
 
-def _check_length(seconds: float, max_seconds: float) -> None:
-    if seconds > max_seconds:
-        raise AudioError(f"audio is {seconds:.1f} s long; the limit is {max_seconds:g} s", status=413)
+class _Resampler:
+    """soxr's streaming resampler to PIPELINE_RATE, collecting its output."""
+
+    def __init__(self, rate: int):
+        self._stream = soxr.ResampleStream(rate, PIPELINE_RATE, 1, dtype="float32", quality="HQ")
+        self._out: list[np.ndarray] = []
+
+    def feed(self, mono: np.ndarray) -> None:
+        self._out.append(self._stream.resample_chunk(mono, last=False))
+
+    def finish(self) -> np.ndarray:
+        self._out.append(self._stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        return np.concatenate(self._out)
 
 
 def _to_mono(data: np.ndarray) -> np.ndarray:

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     )
     stt_vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability threshold.")
     stt_max_audio_s: float = Field(60.0, gt=0, description="Longest audio /stt accepts (413 beyond).")
+    stt_max_channels: int = Field(8, ge=1, description="Most audio channels /stt accepts (422 beyond).")
+    stt_max_decoded_samples: int = Field(
+        11_520_000, ge=1,
+        description="Most samples (frames × channels, read from the header) an /stt upload may decode to: 60 s of "
+        "96 kHz stereo. A small compressed file can hold far more (413 beyond).",
+    )
     stt_concurrency: int = Field(1, ge=1, description="Transcriptions run at once.")
     stt_queue: int = Field(8, ge=0, description="Transcriptions allowed to wait; more get 503 + Retry-After.")
 
