@@ -224,7 +224,8 @@ def test_a_confused_gateway_is_logged_and_ignored(gateway_settings, engines, utt
     settings = gateway_settings()
     caplog.set_level(logging.DEBUG, logger="agent.gateway")
     garbage = ["not json {", "[1, 2]", json.dumps({"event": "ring"}), json.dumps({"digit": "1"}),
-               json.dumps({"event": "dtmf", "digit": "X"}), json.dumps({"event": "dtmf", "digit": 5})]
+               json.dumps({"event": "dtmf", "digit": "X"}), json.dumps({"event": "dtmf", "digit": 5}),
+               "[" * 100_000]  # under the message size limit, but deeper than the JSON parser recurses
 
     async def scenario():
         async with gateway(settings, engines) as server, caller(server) as phone:
@@ -250,6 +251,7 @@ def test_a_confused_gateway_is_logged_and_ignored(gateway_settings, engines, utt
                      "ignored text that is not JSON: 'not json {'",
                      "ignored JSON that is not an event object: '[1, 2]'",
                      "ignored unknown event: 'ring'", "ignored unknown event: None",
+                     f"ignored JSON nested too deeply: {'[' * 80!r}",
                      "ignored invalid dtmf digit: 'X' is not one of 0-9 * # A-D",
                      "an audio message of 33 bytes: s16le takes whole samples; dropped its last byte",
                      "ignored another incoming_call during the call"):
