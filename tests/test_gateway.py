@@ -356,3 +356,23 @@ def test_health_over_http_and_calls_over_wss(gateway_settings, engines, tmp_path
     url, health, phone = asyncio.run(scenario())
     assert url.startswith("wss://") and health == {"status": "ok", "calls": 0}
     assert [e["event"] for _, e in phone.events] == ["answer", "hangup"]
+
+
+def test_audio_flooding_faster_than_real_time_is_dropped_and_the_call_goes_on(gateway_settings, engines, utterance,
+                                                                              caplog):
+    settings = gateway_settings(gateway_max_ahead_s=1.0)
+    caplog.set_level(logging.DEBUG, logger="agent.gateway")
+
+    async def scenario():
+        async with gateway(settings, engines) as server, caller(server) as phone:
+            await phone.call()
+            await phone.reply_after(0.0)
+            for _ in range(1500):  # 30 s of audio at once
+                await phone.send(bytes(320))
+            _, end = await phone.say(utterance)
+            await phone.reply_after(end)
+
+    asyncio.run(scenario())
+    warned = [r.getMessage() for r in caplog.records if r.name == "agent.gateway.protocol"
+              and r.levelno == logging.WARNING and "ahead of real time" in r.getMessage()]
+    assert len(warned) == 1  # the first burst; later ones go to the debug log
