@@ -1,11 +1,21 @@
 """The one error type engines raise, carrying the HTTP status a client should see.
 
-The service turns it into a JSON answer; the agent logs it and carries on with the call.
+The service turns it into a JSON answer; the agent logs it and carries on with the call. What an
+upstream said goes into these messages, so credentials are masked first: some upstreams repeat
+the Authorization header they were sent in their errors.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterable
+
 import httpx
+
+_CREDENTIALS = re.compile(r"\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)  # token68 (RFC 7235)
+_URL_PASSWORD = re.compile(r"(?<=://)[^/@\s]+@")
+MASK = "***"
 
 
 class ProviderError(Exception):
@@ -16,13 +26,27 @@ class ProviderError(Exception):
         self.headers = headers or {}
 
 
-def upstream_error_text(response: httpx.Response) -> str:
-    """What an upstream said went wrong: `{"error": {"message"}}` (OpenAI), `{"error": "..."}` (zapvoice), or its body."""
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with the secrets given, bearer and basic credentials and the user:password of URLs masked.
+    Mask before cutting text short: a cut secret is no longer recognised."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    text = _CREDENTIALS.sub(lambda found: f"{found[1]} {MASK}", text)
+    return _URL_PASSWORD.sub(f"{MASK}@", text)
+
+
+def upstream_error_text(response: httpx.Response, body: bytes | None = None) -> str:
+    """What an upstream said went wrong: `{"error": {"message"}}` (OpenAI), `{"error": "..."}` (zapvoice), or its
+    body (`body`: when it was read in pieces), without the credentials it was sent."""
+    raw = response.content if body is None else body
+    sent = [value.partition(" ")[2] or value for value in response.request.headers.get_list("authorization")]
     try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300] or response.reason_phrase
-    error = body.get("error", body) if isinstance(body, dict) else body
+        error = json.loads(raw)
+    except (ValueError, RecursionError):
+        return redact(raw.decode("utf-8", "replace"), sent)[:300] or response.reason_phrase
+    if isinstance(error, dict):
+        error = error.get("error", error)
     if isinstance(error, dict):
         error = error.get("message") or error
-    return str(error)[:300]
+    return redact(str(error), sent)[:300]

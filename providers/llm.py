@@ -1,26 +1,30 @@
 """A client of any OpenAI-compatible chat API (Ollama, vLLM, llama.cpp server, OpenAI).
 
 One pooled httpx client per process. Upstream failures map to the statuses a gateway should
-give: unreachable -> 502, too slow -> 504, an error answer -> 502 carrying its message.
+give: unreachable -> 502, too slow (however it trickles) -> 504, an error answer -> 502 carrying its
+message (credentials masked), an answer too big or not text -> 502.
 Replies come whole (`reply`) or as the model generates them (`stream`, server-sent events).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import math
 import re
-from typing import AsyncIterator, Iterator, Sequence
+from typing import AsyncIterator, Awaitable, Iterator, Sequence, TypeVar
 
 import httpx
 
 from providers.contracts import Message, ToolCall
-from providers.errors import ProviderError, upstream_error_text
+from providers.errors import ProviderError, redact, upstream_error_text
 from providers.spoken_text import strip_reasoning, to_spoken
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class OpenAIChat:
@@ -28,13 +32,16 @@ class OpenAIChat:
         self.settings = settings
         self.url = settings.llm_url.rstrip("/") + "/chat/completions"
         headers = {}
+        self._secrets: tuple[str, ...] = ()
         if settings.llm_api_key:
-            headers["Authorization"] = f"Bearer {settings.llm_api_key.get_secret_value()}"
-        # The read timeout bounds the wait for the first byte and every stall of a stream alike.
+            self._secrets = (settings.llm_api_key.get_secret_value(),)
+            headers["Authorization"] = f"Bearer {self._secrets[0]}"
+        # httpx's timeouts bound each read; _Deadline bounds the whole exchange.
         self.client = client or httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(settings.llm_timeout_s, connect=min(5.0, settings.llm_timeout_s)),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=32),
+            limits=httpx.Limits(max_connections=settings.llm_max_connections,
+                                max_keepalive_connections=min(32, settings.llm_max_connections)),
         )
         self._tools_refused = False  # the upstream rejected a request offering tools: never offer them again
 
@@ -48,35 +55,45 @@ class OpenAIChat:
         return payload
 
     async def reply(self, system: str, messages: list[Message]) -> str:
-        with self._upstream_errors():
-            response = await self.client.post(self.url, json=self._payload(system, messages))
-        self._raise_for_status(response)
-        content = self._message(response)["content"]
-        if not isinstance(content, str):
-            content = ""
+        content = await _Deadline(self.settings).wait(self._whole_reply(system, messages))
         return to_spoken(content) if self.settings.llm_spoken_style else strip_reasoning(content).strip()
+
+    async def _whole_reply(self, system: str, messages: list[Message]) -> str:
+        with self._upstream_errors():
+            async with self.client.stream("POST", self.url, json=self._payload(system, messages)) as response:
+                body = await self._body(response)
+        self._raise_for_status(response, body)
+        content = self._message(body)["content"]
+        if not isinstance(content, str):
+            raise ProviderError(502, f"the LLM answered a message whose content is not text: {type(content).__name__}")
+        return content
 
     async def stream(self, system: str, messages: list[Message],
                      tools: Sequence[dict] = ()) -> AsyncIterator[str | ToolCall]:
         tools = () if self._tools_refused else tuple(tools)
+        deadline = _Deadline(self.settings, first_token=True)
         with self._upstream_errors():
             while True:  # at most twice: once more without tools if the upstream refuses them
                 request = self._payload(system, messages, stream=True, tools=tools)
-                async with self.client.stream("POST", self.url, json=request) as response:
+                async with contextlib.AsyncExitStack() as exchange:
+                    response = await deadline.wait(
+                        exchange.enter_async_context(self.client.stream("POST", self.url, json=request)))
                     if not response.is_success:
-                        await response.aread()
+                        body = await deadline.wait(self._body(response))
                         if tools and response.status_code in (400, 422):
-                            self._refuse_tools(response)
+                            self._refuse_tools(response, body)
                             tools = ()
                             continue
-                        self._raise_for_status(response)
+                        self._raise_for_status(response, body)
                     reasoning, calls = _ReasoningFilter(), _ToolCalls()
-                    async with contextlib.aclosing(self._deltas(response)) as deltas:
-                        async for delta in deltas:
-                            calls.add(delta.get("tool_calls"))
-                            content = delta.get("content")
-                            if isinstance(content, str) and (text := reasoning.feed(content)):
-                                yield text
+                    deltas = await exchange.enter_async_context(contextlib.aclosing(self._deltas(response)))
+                    while (delta := await deadline.wait(anext(deltas, None))) is not None:
+                        if delta.get("content") or delta.get("tool_calls"):
+                            deadline.first_token_came()
+                        calls.add(delta.get("tool_calls"))
+                        content = delta.get("content")
+                        if isinstance(content, str) and (text := reasoning.feed(content)):
+                            yield text
                     if text := reasoning.end():
                         yield text
                     if tools:
@@ -89,10 +106,9 @@ class OpenAIChat:
     async def _deltas(self, response: httpx.Response) -> AsyncIterator[dict]:
         """What each event of a streamed answer adds to the message (`content`, `tool_calls`)."""
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
-            await response.aread()  # the upstream ignored "stream": a whole completion, or garbage
-            yield self._message(response)
+            yield self._message(await self._body(response))  # the upstream ignored "stream": a whole completion, or garbage
             return
-        async for line in response.aiter_lines():
+        async for line in self._lines(response):
             if not line.startswith("data:"):
                 continue  # blank lines between events, comments, other fields
             data = line.removeprefix("data:").strip()
@@ -100,8 +116,9 @@ class OpenAIChat:
                 return
             try:
                 chunk = json.loads(data)
-            except ValueError as exc:
-                raise ProviderError(502, f"the LLM streamed an event that is not JSON: {data[:200]!r}") from exc
+            except (ValueError, RecursionError) as exc:
+                raise ProviderError(502, "the LLM streamed an event that is not JSON: "
+                                         f"{redact(data, self._secrets)[:200]!r}") from exc
             try:
                 delta = chunk["choices"][0]["delta"]
             except (KeyError, IndexError, TypeError):
@@ -109,42 +126,98 @@ class OpenAIChat:
             if isinstance(delta, dict):
                 yield delta
 
+    async def _body(self, response: httpx.Response) -> bytes:
+        """The whole answer, decompressed, read in pieces up to llm_max_reply_bytes (a gzip bomb stops there)."""
+        body = bytearray()
+        async for piece in response.aiter_bytes():
+            body += piece
+            if len(body) > self.settings.llm_max_reply_bytes:
+                raise self._too_big()
+        return bytes(body)
+
+    async def _lines(self, response: httpx.Response) -> AsyncIterator[str]:
+        """The lines of a streamed answer, each at most llm_max_reply_bytes: httpx's aiter_lines would hold a line
+        that never ends (a decompression bomb) whole."""
+        pending = b""
+        async for piece in response.aiter_bytes():
+            *lines, pending = (pending + piece).split(b"\n")
+            if max(len(pending), *map(len, lines)) > self.settings.llm_max_reply_bytes:
+                raise self._too_big()
+            for line in lines:
+                yield line.decode("utf-8", "replace").removesuffix("\r")
+        if pending:
+            yield pending.decode("utf-8", "replace")
+
+    def _too_big(self) -> ProviderError:
+        return ProviderError(502, f"the LLM answered more than {self.settings.llm_max_reply_bytes} bytes "
+                                  "(llm_max_reply_bytes)")
+
     @contextlib.contextmanager
     def _upstream_errors(self) -> Iterator[None]:
         """httpx failures, while connecting or while reading, as the ProviderError a gateway gives."""
         try:
             yield
         except httpx.TimeoutException as exc:
-            raise ProviderError(504, f"the LLM at {self.settings.llm_url} did not answer within "
+            raise ProviderError(504, f"the LLM at {redact(self.settings.llm_url)} did not answer within "
                                      f"{self.settings.llm_timeout_s:g} s") from exc
         except httpx.HTTPError as exc:
-            raise ProviderError(502, f"cannot reach the LLM at {self.settings.llm_url}: "
-                                     f"{type(exc).__name__}: {exc}") from exc
+            raise ProviderError(502, f"cannot reach the LLM at {redact(self.settings.llm_url)}: "
+                                     f"{type(exc).__name__}: {redact(str(exc), self._secrets)}") from exc
 
     @staticmethod
-    def _raise_for_status(response: httpx.Response) -> None:
+    def _raise_for_status(response: httpx.Response, body: bytes) -> None:
         if not response.is_success:
-            raise ProviderError(502, f"the LLM answered HTTP {response.status_code}: {upstream_error_text(response)}")
+            raise ProviderError(502, f"the LLM answered HTTP {response.status_code}: "
+                                     f"{upstream_error_text(response, body)}")
 
-    @staticmethod
-    def _message(response: httpx.Response) -> dict:
+    def _message(self, body: bytes) -> dict:
         """The assistant message of a whole (not streamed) chat completion."""
         try:
-            message = response.json()["choices"][0]["message"]
+            message = json.loads(body)["choices"][0]["message"]
             return {"content": message["content"], "tool_calls": message.get("tool_calls")}
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ProviderError(502, "the LLM answered something that is not an OpenAI chat completion: "
-                                     f"{response.text[:200]!r}") from exc
+        except (ValueError, RecursionError, KeyError, IndexError, TypeError) as exc:
+            text = redact(body.decode("utf-8", "replace"), self._secrets)
+            raise ProviderError(502, f"the LLM answered something that is not an OpenAI chat completion: "
+                                     f"{text[:200]!r}") from exc
 
-    def _refuse_tools(self, response: httpx.Response) -> None:
+    def _refuse_tools(self, response: httpx.Response, body: bytes) -> None:
         if not self._tools_refused:
             log.warning("the LLM at %s refuses tools (HTTP %s: %s); the model cannot hang up, "
-                        "asking again without them", self.settings.llm_url, response.status_code,
-                        upstream_error_text(response))
+                        "asking again without them", redact(self.settings.llm_url), response.status_code,
+                        upstream_error_text(response, body))
         self._tools_refused = True
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+class _Deadline:
+    """When one exchange with the upstream must be over: httpx's timeouts bound each read, so an upstream that
+    trickles keep-alives (a stuck Ollama, a proxy) would otherwise never time out. A stream must also bring its
+    first token within llm_first_token_timeout_s: a caller is waiting in silence."""
+
+    def __init__(self, settings: Settings, first_token: bool = False):
+        self.settings = settings
+        self._loop = asyncio.get_running_loop()
+        now = self._loop.time()
+        self._total_by = now + settings.llm_timeout_s
+        self._first_token_by = now + settings.llm_first_token_timeout_s if first_token else math.inf
+
+    def first_token_came(self) -> None:
+        self._first_token_by = math.inf
+
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """`awaitable`, cancelled with a 504 if the time runs out first."""
+        waiting_first = self._first_token_by < self._total_by
+        try:
+            return await asyncio.wait_for(awaitable, min(self._total_by, self._first_token_by) - self._loop.time())
+        except asyncio.TimeoutError:
+            url = redact(self.settings.llm_url)
+            if waiting_first:
+                raise ProviderError(504, f"the LLM at {url} sent no token within "
+                                         f"{self.settings.llm_first_token_timeout_s:g} s") from None
+            raise ProviderError(504, f"the LLM at {url} did not answer within "
+                                     f"{self.settings.llm_timeout_s:g} s") from None
 
 
 class _ToolCalls:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from providers.client_gone import unless_client_leaves
 from providers.contracts import Message as ChatMessage
 from providers.engines import Engines
 from providers.errors import ProviderError
@@ -102,7 +103,7 @@ def create_app(settings: Settings, engines: Engines,
         raw = await _body_within(request, _llm_body_limit(settings), _llm_body_too_large(settings))
         body = await asyncio.to_thread(_parse_llm_request, raw, settings)
         messages: list[ChatMessage] = [{"role": m.role, "content": m.content} for m in body.messages]
-        reply = await engines.llm.reply(body.system, messages)
+        reply = await unless_client_leaves(request, engines.llm.reply(body.system, messages))
         log.info("llm %d messages -> %d chars in %.0f ms", len(messages), len(reply),
                  (time.perf_counter() - started) * 1000)
         return JSONResponse({"reply": reply})

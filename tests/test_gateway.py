@@ -224,7 +224,8 @@ def test_a_confused_gateway_is_logged_and_ignored(gateway_settings, engines, utt
     settings = gateway_settings()
     caplog.set_level(logging.DEBUG, logger="agent.gateway")
     garbage = ["not json {", "[1, 2]", json.dumps({"event": "ring"}), json.dumps({"digit": "1"}),
-               json.dumps({"event": "dtmf", "digit": "X"}), json.dumps({"event": "dtmf", "digit": 5})]
+               json.dumps({"event": "dtmf", "digit": "X"}), json.dumps({"event": "dtmf", "digit": 5}),
+               "[" * 100_000]  # under the message size limit, but deeper than the JSON parser recurses
 
     async def scenario():
         async with gateway(settings, engines) as server, caller(server) as phone:
@@ -250,6 +251,7 @@ def test_a_confused_gateway_is_logged_and_ignored(gateway_settings, engines, utt
                      "ignored text that is not JSON: 'not json {'",
                      "ignored JSON that is not an event object: '[1, 2]'",
                      "ignored unknown event: 'ring'", "ignored unknown event: None",
+                     f"ignored JSON nested too deeply: {'[' * 80!r}",
                      "ignored invalid dtmf digit: 'X' is not one of 0-9 * # A-D",
                      "an audio message of 33 bytes: s16le takes whole samples; dropped its last byte",
                      "ignored another incoming_call during the call"):
@@ -354,3 +356,23 @@ def test_health_over_http_and_calls_over_wss(gateway_settings, engines, tmp_path
     url, health, phone = asyncio.run(scenario())
     assert url.startswith("wss://") and health == {"status": "ok", "calls": 0}
     assert [e["event"] for _, e in phone.events] == ["answer", "hangup"]
+
+
+def test_audio_flooding_faster_than_real_time_is_dropped_and_the_call_goes_on(gateway_settings, engines, utterance,
+                                                                              caplog):
+    settings = gateway_settings(gateway_max_ahead_s=1.0)
+    caplog.set_level(logging.DEBUG, logger="agent.gateway")
+
+    async def scenario():
+        async with gateway(settings, engines) as server, caller(server) as phone:
+            await phone.call()
+            await phone.reply_after(0.0)
+            for _ in range(1500):  # 30 s of audio at once
+                await phone.send(bytes(320))
+            _, end = await phone.say(utterance)
+            await phone.reply_after(end)
+
+    asyncio.run(scenario())
+    warned = [r.getMessage() for r in caplog.records if r.name == "agent.gateway.protocol"
+              and r.levelno == logging.WARNING and "ahead of real time" in r.getMessage()]
+    assert len(warned) == 1  # the first burst; later ones go to the debug log

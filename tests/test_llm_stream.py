@@ -176,6 +176,29 @@ def test_upstream_failures(make_settings, model, status, says):
     assert caught.value.status == status and says in caught.value.message
 
 
+@pytest.mark.parametrize(("overrides", "says"), [
+    ({"llm_timeout_s": 0.3}, "did not answer within 0.3 s"),
+    ({"llm_first_token_timeout_s": 0.3}, "sent no token within 0.3 s"),
+])
+def test_a_stream_of_keep_alives_is_cut(make_settings, overrides, says):
+    """An SSE comment every 50 ms for 5 s: each read is quick, the answer never comes."""
+    with pytest.raises(ProviderError) as caught:
+        streamed(OpenAIChat(make_settings(llm_model="trickle-100-50", **overrides)))
+    assert caught.value.status == 504 and says in caught.value.message
+
+
+def test_the_first_token_bound_ends_with_the_first_token(make_settings):
+    """Words 50 ms apart for 0.3 s, longer than the first-token bound: a slow stream is not a stuck one."""
+    pieces = streamed(OpenAIChat(make_settings(llm_model="pace-0-20", llm_first_token_timeout_s=0.2)))
+    assert "".join(pieces) == ECHO
+
+
+def test_a_streamed_event_over_the_size_limit_is_502(make_settings):
+    with pytest.raises(ProviderError) as caught:
+        streamed(OpenAIChat(make_settings(llm_model="gzip-4", llm_max_reply_bytes=65536)))
+    assert caught.value.status == 502 and "more than 65536 bytes" in caught.value.message
+
+
 def test_upstream_down_is_502(make_settings):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

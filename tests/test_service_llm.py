@@ -1,7 +1,10 @@
 """POST /llm forwarding to an OpenAI-compatible upstream, and every way the upstream can fail."""
 
+import asyncio
 import json
+import logging
 import socket
+import time
 
 import httpx
 import pytest
@@ -67,6 +70,62 @@ def test_upstream_failures(make_service, model, status, says):
     answer = httpx.post(f"{running.url}/llm", json=CONVERSATION, headers=_auth(), timeout=10)
     assert answer.status_code == status
     assert says in answer.json()["error"]
+
+
+def test_an_upstream_that_trickles_is_cut_at_the_timeout(make_service):
+    running = make_service(llm_model="trickle-100-50", llm_timeout_s=0.3)  # a space every 50 ms for 5 s
+    answer = httpx.post(f"{running.url}/llm", json=CONVERSATION, headers=_auth(), timeout=10)
+    assert answer.status_code == 504 and "did not answer within 0.3 s" in answer.json()["error"]
+
+
+def test_a_client_that_leaves_cancels_its_upstream_request(make_service, fake_llm):
+    running = make_service(llm_model="trickle-1000-10", llm_timeout_s=30)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{running.url}/llm", json=CONVERSATION, headers=_auth(), timeout=0.5)
+    entry = fake_llm.requests[-1]
+    for _ in range(500):  # the upstream's trickle lasts 10 s
+        if "disconnected" in entry:
+            break
+        time.sleep(0.01)
+    assert entry.get("disconnected") is True
+
+
+def test_abandoned_requests_give_their_upstream_connections_back(make_service):
+    """The pool holds llm_max_connections; clients that gave up must not keep it full for the others."""
+    running = make_service(llm_model="per-request", llm_timeout_s=30, llm_max_connections=2)
+
+    async def scenario():
+        async with httpx.AsyncClient(base_url=running.url, headers=_auth()) as http:
+            async def abandoned():
+                with pytest.raises(httpx.ReadTimeout):
+                    await http.post("/llm", json={"system": "trickle-1000-10", "messages": CONVERSATION["messages"]},
+                                    timeout=0.5)
+            await asyncio.gather(*(abandoned() for _ in range(3)))
+            return await http.post("/llm", json={"system": "echo", "messages": CONVERSATION["messages"]}, timeout=8)
+
+    answer = asyncio.run(scenario())
+    assert answer.status_code == 200 and answer.json() == {"reply": "Você disse: Quero marcar uma consulta"}
+
+
+def test_credentials_an_upstream_repeats_are_masked(make_service, caplog):
+    running = make_service(llm_model="echo-auth", llm_api_key="sk-upstream-123")
+    with caplog.at_level(logging.DEBUG):
+        answer = httpx.post(f"{running.url}/llm", json=CONVERSATION, headers=_auth())
+    assert answer.status_code == 502
+    assert "HTTP 401: invalid credentials: Authorization: Bearer ***" in answer.json()["error"]
+    assert "sk-upstream-123" not in answer.text
+    assert caplog.records and not [r for r in caplog.records if "sk-upstream-123" in r.getMessage()]
+
+
+@pytest.mark.parametrize(("model", "says"), [
+    ("nonstring", "content is not text"),
+    ("gzip-4", "more than 65536 bytes"),  # 4 MiB of spaces in 4 KiB of gzip
+    ("markdown-100", "more than 65536 bytes"),
+])
+def test_odd_answers_are_502(make_service, model, says):
+    running = make_service(llm_model=model, llm_max_reply_bytes=65536)
+    answer = httpx.post(f"{running.url}/llm", json=CONVERSATION, headers=_auth(), timeout=10)
+    assert answer.status_code == 502 and says in answer.json()["error"]
 
 
 def test_upstream_down_is_502(make_service):

@@ -99,7 +99,22 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = Field(None, description="API key for the LLM API, if it wants one.")
     llm_temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
     llm_max_tokens: int = Field(256, ge=1, description="Longest reply in tokens: replies are spoken, keep them short.")
-    llm_timeout_s: float = Field(30.0, gt=0, description="Upstream timeout; 504 beyond.")
+    llm_timeout_s: float = Field(
+        30.0, gt=0, description="Longest exchange with the LLM, a whole /llm reply or a streamed one, however "
+        "slowly it trickles in; 504 beyond."
+    )
+    llm_first_token_timeout_s: float = Field(
+        10.0, gt=0, description="Agent: longest wait for the first token of a streamed reply (a caller waits in "
+        "silence); the error reply is said beyond."
+    )
+    llm_max_connections: int = Field(
+        100, ge=1, description="Connections to the LLM at once; more requests wait for one (within llm_timeout_s)."
+    )
+    llm_max_reply_bytes: int = Field(
+        65536, ge=1024,
+        description="Largest answer read from the LLM, decompressed: a whole completion, or one event of a stream "
+        "(502 beyond). Spoken replies are short; this stops decompression bombs and runaway answers.",
+    )
     llm_spoken_style: bool = Field(
         True, description="Strip markdown, emoji, URLs and <think> blocks so the reply can be spoken."
     )
@@ -281,6 +296,11 @@ class Settings(BaseSettings):
     )
     gateway_keyfile: Path | None = Field(
         None, description="Private key (PEM) of gateway_certfile, when the certificate file does not hold it."
+    )
+    gateway_max_ahead_s: float = Field(
+        2.0, gt=0,
+        description="How far a call's inbound audio may run ahead of real time; what comes faster is dropped "
+        "before it is decoded (logged once per connection), so one connection cannot slow the other calls.",
     )
     gateway_incoming_timeout_s: float = Field(
         10.0, gt=0, description="A connection that sends no incoming_call within this time is closed."

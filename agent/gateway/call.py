@@ -13,7 +13,8 @@ import logging
 from agent.backends import Backends
 from agent.clock import Clock
 from agent.conversation import Conversation
-from agent.gateway.codec import EdgeAudio
+from agent.gateway.codec import EdgeAudio, bytes_per_s
+from agent.gateway.inbound_pacing import RealTimeGate
 from agent.gateway.line import GatewayLine
 from agent.gateway.protocol import Dtmf, GatewaySocket, Hangup
 from agent.line import CallInfo
@@ -27,6 +28,8 @@ class AgentCall:
         self.socket = socket
         self.edge = EdgeAudio(settings.gateway_sample_rate, settings.gateway_encoding)
         self.line = GatewayLine(socket, self.edge, settings, clock)
+        self.inbound = RealTimeGate(socket, bytes_per_s(self.edge.rate, self.edge.encoding),
+                                    settings.gateway_max_ahead_s, clock)
         self.conversation = Conversation(self.line, backends, settings, info, clock)
         self.actions = dict(action.split("=", 1) for action in settings.gateway_dtmf_actions)
 
@@ -62,6 +65,8 @@ class AgentCall:
             self.conversation.stop(reason)
 
     def _hear(self, message: bytes) -> None:
+        if not self.inbound.admit(message):
+            return
         if len(message) % 2 and self.edge.encoding == "pcm16":
             self.socket.warn_once("odd", f"an audio message of {len(message)} bytes: s16le takes whole samples; "
                                          "dropped its last byte")

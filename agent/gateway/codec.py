@@ -77,6 +77,11 @@ def decode(data: bytes, encoding: Encoding) -> np.ndarray:
     return _DECODE[encoding][np.frombuffer(data, np.uint8)]
 
 
+def bytes_per_s(rate: int, encoding: Encoding) -> int:
+    """Wire bytes of a second of audio."""
+    return rate * (2 if encoding == "pcm16" else 1)
+
+
 # --- one call's two directions ------------------------------------------------------------------
 
 

@@ -14,6 +14,8 @@ import logging
 from websockets.exceptions import ConnectionClosed
 
 from agent.clock import Clock
+from agent.gateway.codec import bytes_per_s
+from agent.gateway.inbound_pacing import RealTimeGate
 from agent.gateway.protocol import Dtmf, GatewaySocket, Hangup
 from zapvoice.settings import Settings
 
@@ -28,6 +30,8 @@ class EchoCall:
         self.socket = socket
         self.settings = settings
         self.clock = clock
+        self.inbound = RealTimeGate(socket, bytes_per_s(settings.gateway_sample_rate, settings.gateway_encoding),
+                                    settings.gateway_max_ahead_s, clock)
 
     async def run(self) -> str:
         """Echo until the caller hangs up or the time is up; why it ended (the server sends the hangup)."""
@@ -44,7 +48,8 @@ class EchoCall:
         try:
             while (item := await self.socket.next()) is not None:
                 if isinstance(item, bytes):
-                    await self.socket.audio(item)
+                    if self.inbound.admit(item):
+                        await self.socket.audio(item)
                 elif isinstance(item, Dtmf):
                     log.info("%s: the caller pressed %s", self.socket.label, item.digit)
                 elif isinstance(item, Hangup):

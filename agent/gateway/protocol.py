@@ -57,6 +57,8 @@ def parse(text: str) -> Event:
         message = json.loads(text)
     except ValueError:
         raise BadMessage("text that is not JSON", repr(text[:80])) from None
+    except RecursionError:  # "[" * 100000 is a short message: the size limit does not stop it
+        raise BadMessage("JSON nested too deeply", repr(text[:80])) from None
     if not isinstance(message, dict):
         raise BadMessage("JSON that is not an event object", repr(text[:80]))
     name = message.get("event")

@@ -17,14 +17,24 @@ The `model` field of the request picks the behaviour, so one server covers every
   notools   HTTP 400 if the request offers tools (as Ollama answers for models without them), else echo
   nostream  a whole completion even when asked to stream: a <think> block, the goodbye and its tool call
   stall     streams the first word, then nothing until the client leaves (a whole reply: echo)
+  trickle-N-MS  N keep-alives MS ms apart, then echo: SSE comments (streamed) or spaces before the JSON
+            (a stuck upstream or a proxy's keep-alives, which per-read timeouts never end)
+  echo-auth HTTP 401 whose error message repeats the request's Authorization header
+  nonstring HTTP 200 whose message content is a list, not text
+  gzip-N    echo, after N MiB of spaces, gzip-compressed (N MiB in about N KiB: a decompression bomb)
+  markdown-N  a reply of N KiB of markdown
+  stars-N   a reply of N KiB of "*a " (emphasis markers that never close, on one line)
+  per-request  the mode is the request's system prompt (one `zapvoice serve` facing every mode)
 Streams are server-sent events in OpenAI's chunk format, one word (with its trailing space) per
 chunk. Every request is recorded (headers and JSON) for the tests to inspect; a streamed one, once
-over, also records `disconnected`: whether the client left before the end.
+over, also records `disconnected`: whether the client left before the end (trickle: streamed or not).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import json
 import math
 import re
@@ -32,7 +42,7 @@ import time
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 THINK = "<think>The user greets me; answer briefly.</think>Olá! Tudo bem."
@@ -45,7 +55,7 @@ SEND_DTMF = {"index": 0, "id": "call_2", "type": "function",
              "function": {"name": "send_dtmf", "arguments": '{"digits": "12#"}'}}
 
 
-def completion(content: str, tool_calls: list[dict]) -> dict:
+def completion(content: object, tool_calls: list[dict]) -> dict:
     message = {"role": "assistant", "content": content} | ({"tool_calls": tool_calls} if tool_calls else {})
     return {"id": "chatcmpl-1", "object": "chat.completion", "model": "fake",
             "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}]}
@@ -95,6 +105,31 @@ def stream_events(model: str, text: str, tool_calls: list[dict]) -> list[str]:
     return events + [event({}, "tool_calls" if tool_calls else "stop")]
 
 
+async def trickle(request: Request, entry: dict, pieces: list[str], keep_alive: str, count: int, gap_s: float):
+    """`count` keep-alives `gap_s` apart, then the pieces; records whether the client left first."""
+    finished = False
+    try:
+        for _ in range(count):
+            yield keep_alive
+            if not await pause(request, gap_s):
+                return
+        yield "".join(pieces)
+        finished = True
+    finally:
+        entry["disconnected"] = not finished
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_bomb(mib: int, content: str) -> bytes:
+    """A completion after `mib` MiB of spaces (valid JSON), gzip-compressed."""
+    return gzip.compress(b" " * (mib << 20) + json.dumps(completion(content, [])).encode(), compresslevel=9)
+
+
+def markdown(kib: int) -> str:
+    line = "- **Item** com [um link](https://example.com/a) e `código` 😊\n"
+    return line * (kib * 1024 // len(line.encode()) + 1)
+
+
 def build_fake_llm(slow_s: float = 3.0) -> Starlette:
     requests: list[dict] = []
 
@@ -103,6 +138,29 @@ def build_fake_llm(slow_s: float = 3.0) -> Starlette:
         entry = {"headers": dict(request.headers), "json": body}
         requests.append(entry)
         model, tools = body.get("model"), bool(body.get("tools"))
+        if model == "per-request":
+            model = body["messages"][0]["content"]
+        if model.startswith("trickle-"):
+            count, gap_ms = map(int, model.removeprefix("trickle-").split("-"))
+            echo = f"Você disse: {body['messages'][-1]['content']}"
+            if body.get("stream"):
+                pieces, keep_alive, media = stream_events("echo", echo, []) + ["data: [DONE]\n\n"], ": keep-alive\n\n", \
+                    "text/event-stream"
+            else:
+                pieces, keep_alive, media = [json.dumps(completion(echo, []))], " ", "application/json"
+            return StreamingResponse(trickle(request, entry, pieces, keep_alive, count, gap_ms / 1000), media_type=media)
+        if model == "echo-auth":
+            said = f"invalid credentials: Authorization: {request.headers.get('authorization', '')}"
+            return JSONResponse({"error": {"message": said, "type": "invalid_request_error"}}, status_code=401)
+        if model == "nonstring":
+            return JSONResponse(completion([{"type": "text", "text": "olá"}], []))
+        if model.startswith("gzip-"):
+            bomb = gzip_bomb(int(model.removeprefix("gzip-")), f"Você disse: {body['messages'][-1]['content']}")
+            return Response(bomb, media_type="application/json", headers={"Content-Encoding": "gzip"})
+        if model.startswith("markdown-"):
+            return JSONResponse(completion(markdown(int(model.removeprefix("markdown-"))), []))
+        if model.startswith("stars-"):
+            return JSONResponse(completion("*a " * (int(model.removeprefix("stars-")) * 1024 // 3), []))
         if model.startswith("delay-"):
             await asyncio.sleep(int(model.removeprefix("delay-")) / 1000)
         if model == "slow":

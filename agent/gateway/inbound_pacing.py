@@ -1,0 +1,49 @@
+"""A call's inbound audio held to real time.
+
+A gateway sends a call's audio as it is spoken. Audio far ahead of the call's clock is a flood
+(a broken or hostile client), and decoding, resampling and listening to it would take the CPU
+the other calls need; so it is dropped before any of that. A gateway that fell behind (a network
+hiccup) may catch up, by the same margin at most.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from agent.clock import Clock
+
+
+class Warns(Protocol):
+    def warn_once(self, kind: str, message: str) -> None: ...
+
+
+class RealTimeGate:
+    def __init__(self, socket: Warns, bytes_per_s: int, max_ahead_s: float, clock: Clock):
+        self.socket = socket
+        self.bytes_per_s = bytes_per_s
+        self.max_ahead_s = max_ahead_s
+        self.clock = clock
+        self._started = clock.now()
+        self._admitted_s = 0.0  # audio let through, in seconds of the call
+        self._dropped = 0  # messages dropped in the current burst
+        self._dropped_s = 0.0
+
+    def admit(self, message: bytes) -> bool:
+        """Whether `message` is within max_ahead_s of real time; the start and end of each burst dropped are logged."""
+        seconds = len(message) / self.bytes_per_s
+        elapsed = self.clock.now() - self._started
+        self._admitted_s = max(self._admitted_s, elapsed - self.max_ahead_s)
+        ahead = self._admitted_s + seconds - elapsed
+        if ahead > self.max_ahead_s:
+            if not self._dropped:
+                self.socket.warn_once("audio ahead", f"audio {ahead:.1f} s ahead of real time: dropping what comes "
+                                                     f"faster (gateway_max_ahead_s {self.max_ahead_s:g})")
+            self._dropped += 1
+            self._dropped_s += seconds
+            return False
+        if self._dropped:
+            self.socket.warn_once("audio dropped", f"dropped {self._dropped} audio messages ({self._dropped_s:.1f} s "
+                                                   "of audio) that came faster than real time")
+            self._dropped, self._dropped_s = 0, 0.0
+        self._admitted_s += seconds
+        return True
