@@ -87,7 +87,8 @@ def _read_container(body: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
     except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         if isinstance(exc, AudioError):
             raise
-        raise AudioError(f"cannot read the audio: {exc}") from exc
+        reason = exc.error_string if isinstance(exc, soundfile.LibsndfileError) else exc  # without the BytesIO repr
+        raise AudioError(f"cannot read the audio: {reason}") from exc
     return _to_mono(data), rate
 
 
