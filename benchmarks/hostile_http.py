@@ -129,6 +129,9 @@ class HealthProbe:
 
     def __enter__(self) -> HealthProbe:
         self._thread.start()
+        deadline = time.monotonic() + 10
+        while self.worst_ms == 0 and time.monotonic() < deadline:  # connected before the attack starts
+            time.sleep(0.01)
         return self
 
     def __exit__(self, *_) -> None:

@@ -126,7 +126,9 @@ class GuardedH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if not self.cap.admits(len(self.connections)):
             self.transport = transport
-            self._refuse(503, "too many open connections; retry shortly", (("retry-after", "1"),))
+            self.refused = True  # closed at once, not lingering: this connection's file descriptor is the scarce thing
+            transport.write(json_error_bytes(503, "too many open connections; retry shortly", (("retry-after", "1"),)))
+            transport.close()
             return
         super().connection_made(transport)
         self._follow_phase()
@@ -183,7 +185,7 @@ class GuardedH11Protocol(H11Protocol):
         if self.transport.is_closing():
             return
         name = "headers" if phase == "headers" else "body"
-        log.info("closing a connection from %s: the request %s took longer than %g s", _peer(self.client),
+        log.debug("closing a connection from %s: the request %s took longer than %g s", _peer(self.client),
                  name, seconds)
         self._refuse(408, f"the request {name} did not arrive within {seconds:g} s")
 
