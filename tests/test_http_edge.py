@@ -139,7 +139,7 @@ def test_connections_over_the_cap_get_503_and_one_log_line(make_settings, caplog
 
 def test_the_cap_fits_the_open_file_limit(caplog):
     assert connection_limit(1000, 20_000) == 1000
-    assert connection_limit(1000, 256) == 192
+    assert connection_limit(1000, 256) == 160  # 64 for models and files, 32 for refusals
     assert "open-file limit (256)" in caplog.text
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 FDS_RESERVED = 64  # models, logs, the LLM's connection pool, gateway calls: what connections must leave free
 LINGER_S = 2.0  # after a refusal, input is read and dropped this long, so the answer is not lost to a TCP reset
+LINGERING_OVER_CAP = 32  # connections refused at the cap that may linger so; more are closed at once
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class ConnectionCap:
     def __init__(self, limit: int):
         self.limit = limit
         self.refused = 0
+        self.lingering = 0  # refused connections still open, reading their request to drop it
 
     def admits(self, open_connections: int) -> bool:
         if open_connections < self.limit:
@@ -122,18 +124,22 @@ class GuardedH11Protocol(H11Protocol):
         self.phase: str | None = None  # "headers" or "body" while a deadline runs
         self.deadline: asyncio.TimerHandle | None = None
         self.refused = False
+        self.over_cap = False  # refused at the cap, and lingering
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if not self.cap.admits(len(self.connections)):
             self.transport = transport
-            self.refused = True  # closed at once, not lingering: this connection's file descriptor is the scarce thing
-            transport.write(json_error_bytes(503, "too many open connections; retry shortly", (("retry-after", "1"),)))
-            transport.close()
+            self.over_cap = self.cap.lingering < LINGERING_OVER_CAP  # their file descriptors are the scarce thing
+            self.cap.lingering += self.over_cap
+            self._refuse(503, "too many open connections; retry shortly", (("retry-after", "1"),),
+                         linger=self.over_cap)
             return
         super().connection_made(transport)
         self._follow_phase()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.cap.lingering -= self.over_cap
+        self.over_cap = False
         self._stop_deadline()
         super().connection_lost(exc)
 
@@ -189,9 +195,11 @@ class GuardedH11Protocol(H11Protocol):
                  name, seconds)
         self._refuse(408, f"the request {name} did not arrive within {seconds:g} s")
 
-    def _refuse(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
-        """Answer `status` and close, unless a response has begun (then just close). The application
-        still waiting for the body is told the client went away, and cannot write after us."""
+    def _refuse(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = (), linger: bool = True) -> None:
+        """Answer `status` and close, unless a response has begun (then just close). With `linger`, what
+        the client still sends is read and dropped for LINGER_S first: closing on unread input sends a TCP
+        reset, which can destroy the answer before the client reads it. The application still waiting
+        for the body is told the client went away, and cannot write after us."""
         self.refused = True
         self._stop_deadline()
         self._unset_keepalive_if_required()
@@ -203,6 +211,9 @@ class GuardedH11Protocol(H11Protocol):
                 self.transport.close()
                 return
         self.transport.write(json_error_bytes(status, message, headers))
+        if not linger:
+            self.transport.close()
+            return
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER_S, self.transport.close)
@@ -261,7 +272,7 @@ def raise_open_file_limit() -> int:
 
 def connection_limit(max_connections: int, open_file_limit: int) -> int:
     """max_connections, lowered (with a warning) to what the open-file limit leaves room for."""
-    room = max(1, open_file_limit - FDS_RESERVED)
+    room = max(1, open_file_limit - FDS_RESERVED - LINGERING_OVER_CAP)
     if max_connections <= room:
         return max_connections
     log.warning("the open-file limit (%d) leaves room for %d connections, fewer than max_connections (%d): "
