@@ -72,6 +72,7 @@ def make_service(make_settings):
         app = create_app(settings, Engines.load(settings))
         running = serve_config_in_thread(server_config(app, settings, host="127.0.0.1", port=0, log_level="warning"))
         running.settings = settings
+        running.app = app  # the service itself: the server's config holds it wrapped
         started.append(running)
         return running
 

@@ -123,7 +123,7 @@ def test_busy_engine_answers_503_with_retry_after(make_service, speech):
 
     running = make_service(stt_concurrency=1, stt_queue=0)
     release = threading.Event()
-    engines_worker = running.server.config.app.state.engines.stt.worker
+    engines_worker = running.app.state.engines.stt.worker
     holder = threading.Thread(target=lambda: asyncio.run(engines_worker.run(release.wait)))
     holder.start()
     try:
