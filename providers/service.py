@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from providers.client_gone import unless_client_leaves
@@ -49,7 +50,7 @@ class TtsRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     text: StrictStr = Field(min_length=1)
     voice: StrictStr | None = None
-    speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED)
+    speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED, strict=True)  # a number: not "1.0", not true
 
 
 def create_app(settings: Settings, engines: Engines,
@@ -62,17 +63,21 @@ def create_app(settings: Settings, engines: Engines,
             yield
         await engines.aclose()
 
-    app = FastAPI(title="zapvoice providers", version="0.1.0", lifespan=lifespan)
+    docs = settings.api_docs == "on" or (settings.api_docs == "auto" and settings.is_loopback)
+    app = FastAPI(title="zapvoice providers", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json" if docs
+                  else None)
     app.state.engines = engines
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _add_error_handlers(app)
     authorized = Depends(_bearer_check(settings))
 
     @app.get("/health", summary="The process is alive")
+    @app.head("/health", include_in_schema=False)
     async def health() -> dict:
         return {"status": "ok"}
 
     @app.get("/ready", summary="Models are loaded and the service takes requests")
+    @app.head("/ready", include_in_schema=False)
     async def ready() -> dict:
         return {"ready": True, "whisper": engines.whisper_name, "voices": list(engines.tts.voices),
                 "stt_jobs": engines.stt.worker.in_flight, "tts_jobs": engines.tts.worker.in_flight,
@@ -257,6 +262,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         message = {404: f"no route {request.url.path}: use POST /stt, /llm or /tts",
                    405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
         return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, _: ClientDisconnect) -> JSONResponse:
+        """The client left (or was cut off at body_timeout_s) before its body arrived: nobody reads the answer."""
+        log.info("%s: the client went away before its request body arrived", request.url.path)
+        return JSONResponse({"error": "the client disconnected"}, status_code=400)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,8 @@ from providers.service import create_app
 from tests.model_builders.piper_voice import build_sine_voice
 from tests.model_builders.whisper import build_scripted_whisper
 from tests.support.fake_llm import build_fake_llm
-from tests.support.servers import serve_in_thread
+from tests.support.servers import serve_config_in_thread, serve_in_thread
+from zapvoice.http_server import server_config
 from zapvoice.settings import Settings
 
 # The tests must not depend on the developer's environment or reach any model hub.
@@ -68,8 +69,10 @@ def make_service(make_settings):
 
     def make(**overrides):
         settings = make_settings(**overrides)
-        running = serve_in_thread(create_app(settings, Engines.load(settings)))
+        app = create_app(settings, Engines.load(settings))
+        running = serve_config_in_thread(server_config(app, settings, host="127.0.0.1", port=0, log_level="warning"))
         running.settings = settings
+        running.app = app  # the service itself: the server's config holds it wrapped
         started.append(running)
         return running
 

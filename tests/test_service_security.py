@@ -68,3 +68,62 @@ def test_unknown_route_and_wrong_method_are_json(service):
     assert missing.status_code == 404 and "POST /stt" in missing.json()["error"]
     wrong = httpx.get(service.url + "/stt")
     assert wrong.status_code == 405 and "GET is not allowed" in wrong.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
+@pytest.mark.parametrize(("host", "api_docs", "served"), [("127.0.0.1", "auto", True), ("0.0.0.0", "auto", False),
+                                                           ("0.0.0.0", "on", True), ("127.0.0.1", "off", False)])
+def test_api_docs_are_off_by_default_on_a_public_address(make_service, path, host, api_docs, served):
+    running = make_service(host=host, api_docs=api_docs)  # served on loopback whatever `host` says
+    answer = httpx.get(running.url + path)
+    assert answer.status_code == (200 if served else 404)
+    if not served:
+        assert "no route" in answer.json()["error"]
+
+
+def test_head_on_health_and_ready(service):
+    for path in ("/health", "/ready"):
+        answer = httpx.head(service.url + path)
+        assert answer.status_code == 200 and answer.content == b""
+
+
+def test_unreadable_audio_names_no_object_address(client):
+    answer = client.post("/stt", content=b"RIFF" + b"x" * 100, headers={"Content-Type": "audio/wav"})
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "cannot read the audio: Format not recognised."
+
+
+def test_a_client_leaving_mid_body_is_one_info_line(service, caplog):
+    import socket
+    import time
+
+    caplog.set_level(logging.DEBUG)
+    body = wav_bytes(np.zeros(16000 * 10, np.float32), 16000)
+    head = (f"POST /stt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: audio/wav\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", service.port)) as sock:
+        sock.sendall(head + body[:4096])
+    deadline = time.monotonic() + 10
+    while "went away" not in caplog.text:
+        assert time.monotonic() < deadline, "the disconnect was never logged"
+        time.sleep(0.02)
+    gone = [r for r in caplog.records if "went away" in r.message]
+    assert [(r.levelno, r.exc_info) for r in gone] == [(logging.INFO, None)]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_token_in_the_query_string_is_masked_in_the_access_log(make_settings, capfd):
+    from providers.engines import Engines
+    from providers.service import create_app
+    from tests.support.servers import serve_config_in_thread
+    from zapvoice.http_server import server_config
+
+    settings = make_settings()
+    running = serve_config_in_thread(server_config(create_app(settings, Engines.load(settings)), settings,
+                                                   host="127.0.0.1", port=0, log_level="info"))
+    try:
+        assert httpx.get(running.url + "/health?token=leaky-123&x=1&Secret=s3").status_code == 200
+    finally:
+        running.stop()
+    out = capfd.readouterr().out
+    assert "/health?token=***&x=1&Secret=***" in out and "leaky-123" not in out and "s3" not in out

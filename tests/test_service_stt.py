@@ -158,7 +158,7 @@ def test_busy_engine_refuses_with_503_before_decoding(make_service, speech, monk
         monkeypatch.setattr(module, name, counted(getattr(module, name), calls))
     running = make_service(stt_concurrency=1, stt_queue=0)
     release = threading.Event()
-    engines_worker = running.server.config.app.state.engines.stt.worker
+    engines_worker = running.app.state.engines.stt.worker
     holder = threading.Thread(target=lambda: asyncio.run(engines_worker.run(release.wait)))
     holder.start()
     post = lambda audio: httpx.post(f"{running.url}/stt", content=wav_bytes(audio, RATE),  # noqa: E731

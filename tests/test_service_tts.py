@@ -79,6 +79,8 @@ def test_speed(client):
     ({"text": 5}, "text"),
     ({}, "text: Field required"),
     ({"text": "Oi", "speed": 9}, "speed"),
+    ({"text": "Oi", "speed": "1.0"}, "speed: Input should be a valid number"),
+    ({"text": "Oi", "speed": True}, "speed: Input should be a valid number"),
     ({"text": "😊🎉"}, "nothing a voice can say"),
     ({"text": "a" * 2001}, "the limit is 2000"),
 ])

@@ -323,3 +323,20 @@ def test_audio_frames_are_exactly_1920_bytes_and_never_far_ahead(agent_settings,
     assert sizes == {1920}
     assert report["max_queue_frames"] <= 3
     assert report["underrun_ticks"] <= 2
+
+
+def test_the_webhook_answers_json_nested_too_deep_with_a_400():
+    class IdleAgent:
+        calls: dict = {}
+        reachable = True
+
+        def poll_soon(self) -> None:
+            pass
+
+    app = serve_in_thread(create_agent_app(IdleAgent(), "hook-secret"))
+    try:
+        answer = httpx.post(f"{app.url}/zuckzapgo/webhook?secret=hook-secret", content=b"[" * 100_000 + b"]" * 100_000,
+                            headers={"Content-Type": "application/json"})
+    finally:
+        app.stop()
+    assert answer.status_code == 400 and "nested too deep" in answer.json()["error"]

@@ -117,7 +117,8 @@ def _read_container(body: bytes, limits: _Limits) -> tuple[np.ndarray, float]:
     except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         if isinstance(exc, AudioError):
             raise
-        raise AudioError(f"cannot read the audio: {exc}") from exc
+        reason = exc.error_string if isinstance(exc, soundfile.LibsndfileError) else exc  # without the BytesIO repr
+        raise AudioError(f"cannot read the audio: {reason}") from exc
     return stream.finish(), decoded / rate
 
 

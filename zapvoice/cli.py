@@ -39,6 +39,7 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
     from providers.engines import Engines
     from providers.model_store import ModelError
     from providers.service import create_app
+    from zapvoice.http_server import server_config
 
     if not settings.is_loopback and settings.token is None and not settings.allow_no_auth:
         print(f"zapvoice: refusing to serve on {settings.host} without a token. Set --token (ZAPVOICE_TOKEN) "
@@ -54,8 +55,7 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
         from agent.gateway.commands import beside_service
 
         gateway = beside_service(settings, engines)
-    uvicorn.run(create_app(settings, engines, gateway), host=settings.host, port=settings.port,
-                log_level=settings.log_level, timeout_graceful_shutdown=5)
+    uvicorn.Server(server_config(create_app(settings, engines, gateway), settings)).run()
     return 0
 
 

@@ -39,6 +39,28 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 beyond)."
     )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest request line and headers accepted (431 beyond)."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0,
+        description="A request's line and headers must arrive within this long of the connection opening (or of "
+        "their first byte on a kept-alive connection); 408 and close beyond.",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0,
+        description="A request's body must arrive within this long of its headers; 408 and close beyond. 30 s "
+        "takes max_body_bytes at 4.5 Mbit/s, a 60 s WAV at 0.5 Mbit/s.",
+    )
+    keep_alive_s: float = Field(5.0, gt=0, description="An idle kept-alive connection is closed after this long.")
+    max_connections: int = Field(
+        1000, ge=1,
+        description="Open connections at most; more get 503 at once (logged). Lowered to fit the open-file limit, "
+        "which start-up raises to the hard limit.",
+    )
+    api_docs: Literal["auto", "on", "off"] = Field(
+        "auto", description="Serve the API docs at /docs, /redoc and /openapi.json. auto: only on a loopback host."
+    )
 
     # --- models on disk -------------------------------------------------------------------
     model_dir: Path = Field(

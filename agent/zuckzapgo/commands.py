@@ -16,6 +16,7 @@ from agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
 from agent.zuckzapgo.calls import ZuckZapGoAgent
 from agent.zuckzapgo.setup import enable_manual_mode
 from agent.zuckzapgo.webhook import create_agent_app
+from zapvoice.http_server import server_config
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,7 @@ def run_agent(settings: Settings) -> int:
     """Answer every call until SIGINT/SIGTERM, with the health and webhook routes on --host/--port."""
     async def serve(agent: ZuckZapGoAgent, stop: asyncio.Event) -> int:
         secret = settings.zuckzapgo_webhook_secret.get_secret_value() if settings.zuckzapgo_webhook_secret else None
-        server = _Server(uvicorn.Config(create_agent_app(agent, secret), host=settings.host, port=settings.port,
-                                        log_level="warning", timeout_graceful_shutdown=5))
+        server = _Server(server_config(create_agent_app(agent, secret), settings, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         stopping = asyncio.create_task(stop.wait())
         log.info("agent answering calls of %s; health at http://%s:%d/health%s", settings.zuckzapgo_url,

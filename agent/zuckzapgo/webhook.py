@@ -37,8 +37,8 @@ def create_agent_app(agent: ZuckZapGoAgent, secret: str | None) -> Starlette:
             return JSONResponse({"error": "payload too large"}, status_code=413)
         try:
             payload = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's json can decode
+            return JSONResponse({"error": "the body is not JSON (or is nested too deep)"}, status_code=400)
         kind = payload.get("type") if isinstance(payload, dict) else None
         if isinstance(kind, str) and "call" in kind.lower():
             log.info("webhook %s: polling the call status now", kind)

@@ -30,7 +30,12 @@ class RunningServer:
 
 def serve_in_thread(app, port: int = 0, **config) -> RunningServer:
     """Serve `app` on `port` (0: a free one; a fixed one lets a test restart a server on the same address)."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config))
+    return serve_config_in_thread(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config))
+
+
+def serve_config_in_thread(config: uvicorn.Config) -> RunningServer:
+    """Serve a whole uvicorn Config (zapvoice.http_server.server_config: the service's own edge)."""
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
