@@ -177,6 +177,8 @@ class Conversation:
                 self._drop_speculative()
             case TurnEnded(audio=audio):
                 self._quiet_since = self.clock.now()
+                if self._closing:  # the farewell is under way: words after it are not answered
+                    return
                 if self._ignoring:
                     self._ignoring = False
                     return

@@ -183,6 +183,15 @@ def test_the_call_length_is_limited(tmp_path, utterance):
     assert call.line.hung_up_at == pytest.approx(6.0, abs=3.5)
 
 
+def test_a_call_limit_reached_while_the_caller_talks_ends_with_the_farewell(tmp_path, utterance):
+    """The caller's turn ends after the farewell began: it is not answered (it was, over the farewell)."""
+    farewell = "Nosso tempo acabou. Obrigado pela ligação, foi um prazer falar com você. Até a próxima, tchau!"
+    call, _, _, tts = rig(tmp_path, ["Não devia ser dito."], agent_max_call_s=4.0, agent_farewell=farewell)
+    reason = asyncio.run(call.run([UntilBotDone(), Say(utterance), Wait(2.0)]))
+    assert reason == "the call reached agent_max_call_s"
+    assert [text for text, _ in tts.texts] == ["Olá! Como posso ajudar?", farewell]
+
+
 def test_a_failed_transcription_is_answered_and_the_call_goes_on(tmp_path, utterance):
     call, stt, _, tts = rig(tmp_path, ["Agora sim."], texts=["de novo"])
     stt.fail = True
