@@ -28,3 +28,18 @@ def test_to_spoken(written, spoken):
 def test_keeps_portuguese_letters_and_numbers():
     assert to_spoken("Consulta às 14h30, R$ 150,00 — ação não é difícil") == \
         "Consulta às 14h30, R$ 150,00 — ação não é difícil"
+
+
+@pytest.mark.parametrize(("unit", "spoken_unit"), [
+    ("*a ", "a"), ("**a ", "a"), ("_a ", "_a"), ("~~a ", "a"), ("`a ", "a"),
+    ("[", ""), ("![", "!"), ("[a](", "a("), ("\n ", ""), (" ", ""), ("\u00a0", ""), ("| ", ","),
+], ids=repr)
+def test_hostile_replies_are_cleaned_in_linear_time(unit, spoken_unit):
+    """256 KiB of unclosed marks or brackets, or of whitespace. Each took 12-19 s at 48 KiB before
+    the patterns were bounded by the next mark, bracket or newline (quadratic: about 6 minutes at
+    this size); now each is milliseconds, so a quadratic pattern makes this test hang."""
+    count = 256 * 1024 // len(unit)
+    spoken = to_spoken(unit * count + "fim")
+    words = spoken.split()
+    assert words[-1].endswith("fim")
+    assert set(words[:-1]) <= {spoken_unit} and len(words) - 1 in {0, count - 1, count}
