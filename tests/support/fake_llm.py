@@ -27,7 +27,8 @@ The `model` field of the request picks the behaviour, so one server covers every
   per-request  the mode is the request's system prompt (one `zapvoice serve` facing every mode)
 Streams are server-sent events in OpenAI's chunk format, one word (with its trailing space) per
 chunk. Every request is recorded (headers and JSON) for the tests to inspect; a streamed one, once
-over, also records `disconnected`: whether the client left before the end (trickle: streamed or not).
+over, also records `disconnected`: whether the client left before the end (trickle: streamed or not),
+and sets the entry's `over` event then.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import gzip
 import json
 import math
 import re
+import threading
 import time
 
 from starlette.applications import Starlette
@@ -89,6 +91,7 @@ async def sse(request: Request, entry: dict, events: list[str], first_s: float, 
         yield "data: [DONE]\n\n"
     finally:  # also when Starlette cancels the stream because the client left
         entry["disconnected"] = not finished
+        entry["over"].set()
 
 
 def stream_events(model: str, text: str, tool_calls: list[dict]) -> list[str]:
@@ -117,6 +120,7 @@ async def trickle(request: Request, entry: dict, pieces: list[str], keep_alive: 
         finished = True
     finally:
         entry["disconnected"] = not finished
+        entry["over"].set()
 
 
 @functools.lru_cache(maxsize=4)
@@ -135,7 +139,7 @@ def build_fake_llm(slow_s: float = 3.0) -> Starlette:
 
     async def chat(request: Request):
         body = await request.json()
-        entry = {"headers": dict(request.headers), "json": body}
+        entry = {"headers": dict(request.headers), "json": body, "over": threading.Event()}
         requests.append(entry)
         model, tools = body.get("model"), bool(body.get("tools"))
         if model == "per-request":
