@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.model_builders.piper_voice import build_sine_voice  # noqa: E402
 from tests.model_builders.whisper import build_scripted_whisper  # noqa: E402
+from benchmarks.publish import provenance, publish, start  # noqa: E402
 from zapvoice.audio import wav_bytes  # noqa: E402
 
 TOKEN = "hostile-bench-token"
@@ -498,7 +499,9 @@ def main() -> None:
     parser.add_argument("--bound-s", type=float, default=45.0, help="longest any one attack runs")
     parser.add_argument("--big-header-mb", type=int, default=64)
     parser.add_argument("--conns", type=int, default=200, help="slow or idle connections per attack")
+    parser.add_argument("--no-write", action="store_true", help="print only; do not update BENCHMARKS.md")
     args = parser.parse_args()
+    run = start()
     items = set(args.items.split(","))
     work = Path(tempfile.mkdtemp(prefix="hostile-http-"))
     models = {"whisper": build_scripted_whisper(work / "whisper"),
@@ -551,7 +554,7 @@ def main() -> None:
             ]))
     finally:
         service.stop()
-    print("\n".join(report))
+    publish("hostile_http", [*provenance(run), "", *report], write=not args.no_write)
 
 
 if __name__ == "__main__":

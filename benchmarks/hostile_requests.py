@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_providers import free_port, wait_ready  # noqa: E402
+from benchmarks.publish import provenance, publish, start  # noqa: E402
 from tests.model_builders.piper_voice import build_sine_voice  # noqa: E402
 from tests.model_builders.whisper import build_scripted_whisper  # noqa: E402
 from tests.support.speech import speak  # noqa: E402
@@ -243,13 +244,17 @@ ITEMS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(ITEMS), help=f"comma-separated: {', '.join(ITEMS)}")
+    parser.add_argument("--no-write", action="store_true", help="print only; do not update BENCHMARKS.md")
     args = parser.parse_args()
+    began = start()
     models = build_models()
+    report = []
     for key in args.only.split(","):
         title, run, plain_rows = ITEMS[key]
         rows = run(models)
-        print(f"\n### {title}\n")
-        print("\n".join([HEADER, *rows] if plain_rows else rows), flush=True)
+        report += ["", f"### {title}", "", *([HEADER, *rows] if plain_rows else rows)]
+        print(f"{title}: done", file=sys.stderr, flush=True)
+    publish("hostile_requests", [*provenance(began), *report], write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.publish import provenance, publish, start  # noqa: E402
 from providers.errors import ProviderError  # noqa: E402
 from providers.llm import OpenAIChat  # noqa: E402
 from tests.support.gateway_caller import GatewayCaller  # noqa: E402
@@ -337,22 +338,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="upstream,gateway", help="upstream, gateway or both (comma-separated)")
     parser.add_argument("--flood", help=argparse.SUPPRESS)
+    parser.add_argument("--no-write", action="store_true", help="print only; do not update BENCHMARKS.md")
     args = parser.parse_args()
     if args.flood:
         flood(args.flood, seconds=20.0, limit=2000)
         return
     work = Path(tempfile.mkdtemp(prefix="hostile-"))
     models = model_args(work)
-    report = [f"Machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; commit "
-              f"{subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()}"
-              f"{' (+ uncommitted changes)' if subprocess.run(['git', 'diff', '--quiet', 'HEAD', '--', 'providers', 'agent', 'zapvoice'], cwd=ROOT).returncode else ''}."]
+    run = start()
+    report = []
     only = set(args.only.split(","))
     if "upstream" in only:
         report += ["", f"### Hostile upstream (`zapvoice serve --llm-timeout-s {TIMEOUT_S:g}`)", "",
                    *bench_upstream(work, models)]
     if "gateway" in only:
         report += ["", "### Hostile gateway connections (`zapvoice gateway`)", "", *bench_gateway(work, models)]
-    print("\n".join(report))
+    publish("hostile_upstream_gateway", [*provenance(run), *report], write=not args.no_write)
     print(f"(logs in {work})", file=sys.stderr)
 
 
