@@ -12,11 +12,11 @@ import gc
 import logging
 from dataclasses import dataclass
 
-from providers.contract_clients import ContractChat, ContractSTT, ContractTTS
-from providers.contracts import ChatModel, SpeechToText, TextToSpeech
-from providers.engines import load_voices, load_whisper
-from providers.errors import ProviderError
-from providers.llm import OpenAIChat
+from zapvoice.providers.contract_clients import ContractChat, ContractSTT, ContractTTS
+from zapvoice.providers.contracts import ChatModel, SpeechToText, TextToSpeech
+from zapvoice.providers.engines import load_voices, load_whisper
+from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.llm import OpenAIChat
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

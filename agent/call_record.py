@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from agent.line import CallInfo
+from zapvoice.agent.line import CallInfo
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import asyncio
 import signal
 import sys
 
-from agent.backends import Backends
-from providers.model_store import ModelError
+from zapvoice.agent.backends import Backends
+from zapvoice.providers.model_store import ModelError
 from zapvoice.settings import Settings
 
 

@@ -23,16 +23,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.backends import Backends
-from agent.call_record import CallRecord, TurnTimes
-from agent.clock import Clock, MonotonicClock
-from agent.line import CallInfo, CallLine
-from agent.playout import Playout
-from agent.sentences import SentenceSplitter, WholeText
-from agent.vad import EnergyVAD, NoiseDropped, PauseStarted, SpeechResumed, SpeechStarted, TurnEnded, VadEvent
-from providers.contracts import Message, Speech, ToolCall, Transcript
-from providers.errors import ProviderError
-from providers.spoken_text import to_spoken
+from zapvoice.agent.backends import Backends
+from zapvoice.agent.call_record import CallRecord, TurnTimes
+from zapvoice.agent.clock import Clock, MonotonicClock
+from zapvoice.agent.line import CallInfo, CallLine
+from zapvoice.agent.playout import Playout
+from zapvoice.agent.sentences import SentenceSplitter, WholeText
+from zapvoice.agent.vad import EnergyVAD, NoiseDropped, PauseStarted, SpeechResumed, SpeechStarted, TurnEnded, VadEvent
+from zapvoice.providers.contracts import Message, Speech, ToolCall, Transcript
+from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.spoken_text import to_spoken
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

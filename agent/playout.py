@@ -15,7 +15,7 @@ from typing import Awaitable, Callable
 
 import numpy as np
 
-from agent.clock import Clock
+from zapvoice.agent.clock import Clock
 from zapvoice.audio import PIPELINE_RATE
 
 Send = Callable[[np.ndarray], Awaitable[None]]

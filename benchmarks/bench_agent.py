@@ -74,14 +74,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.backends import Backends  # noqa: E402
-from agent.clock import MonotonicClock  # noqa: E402
-from agent.vad import EnergyVAD, SpeechStarted, TurnEnded  # noqa: E402
-from agent.zuckzapgo.api import ZuckZapGoAPI  # noqa: E402
-from agent.zuckzapgo.calls import ZuckZapGoAgent  # noqa: E402
-from providers.contracts import Speech  # noqa: E402
-from providers.engines import load_voices, load_whisper  # noqa: E402
-from providers.llm import OpenAIChat  # noqa: E402
+from zapvoice.agent.backends import Backends  # noqa: E402
+from zapvoice.agent.clock import MonotonicClock  # noqa: E402
+from zapvoice.agent.vad import EnergyVAD, SpeechStarted, TurnEnded  # noqa: E402
+from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI  # noqa: E402
+from zapvoice.agent.zuckzapgo.calls import ZuckZapGoAgent  # noqa: E402
+from zapvoice.providers.contracts import Speech  # noqa: E402
+from zapvoice.providers.engines import load_voices, load_whisper  # noqa: E402
+from zapvoice.providers.llm import OpenAIChat  # noqa: E402
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply  # noqa: E402
 from tests.support.fake_llm import STORY  # noqa: E402
 from tests.support.fake_zuckzapgo import frames_of  # noqa: E402

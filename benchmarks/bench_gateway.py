@@ -52,7 +52,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.gateway.commands import serving  # noqa: E402
+from zapvoice.agent.gateway.commands import serving  # noqa: E402
 from benchmarks.bench_agent import (END_SILENCE_S, INTERRUPTION, LONG_REPLY, REPLY, TTS_S_PER_CHAR,  # noqa: E402
                                     UTTERANCES, AgentProcess, Utterance, Window, _watch_loop, cpu_seconds,
                                     instant_backends, record_turns, run_agent_process, scratch, stats,

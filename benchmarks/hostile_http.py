@@ -409,7 +409,7 @@ MALFORMED = {
 
 def nested_json_on_webhook(depth: int) -> Outcome:
     """The agent's webhook route (right secret) on a JSON body nested `depth` deep, under uvicorn in a thread."""
-    from agent.zuckzapgo.webhook import create_agent_app
+    from zapvoice.agent.zuckzapgo.webhook import create_agent_app
     from tests.support.servers import serve_in_thread
 
     class IdleAgent:

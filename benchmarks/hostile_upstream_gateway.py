@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.publish import provenance, publish, start  # noqa: E402
-from providers.errors import ProviderError  # noqa: E402
-from providers.llm import OpenAIChat  # noqa: E402
+from zapvoice.providers.errors import ProviderError  # noqa: E402
+from zapvoice.providers.llm import OpenAIChat  # noqa: E402
 from tests.support.gateway_caller import GatewayCaller  # noqa: E402
 from zapvoice.settings import Settings  # noqa: E402
 

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from providers.errors import ProviderError
+from zapvoice.providers.errors import ProviderError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

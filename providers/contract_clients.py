@@ -12,8 +12,8 @@ from typing import AsyncIterator, Sequence
 import httpx
 import numpy as np
 
-from providers.contracts import Message, Speech, ToolCall, Transcript
-from providers.errors import ProviderError, upstream_error_text
+from zapvoice.providers.contracts import Message, Speech, ToolCall, Transcript
+from zapvoice.providers.errors import ProviderError, upstream_error_text
 from zapvoice.audio import PIPELINE_RATE, decode_audio, to_int16, wav_bytes
 
 _MAX_SPEECH_S = 600.0  # a TTS answer longer than ten minutes is a broken provider

@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from providers.llm import OpenAIChat
-from providers.model_store import ModelError, ModelStore
-from providers.stt import WhisperSTT
-from providers.tts import PiperTTS
+from zapvoice.providers.llm import OpenAIChat
+from zapvoice.providers.model_store import ModelError, ModelStore
+from zapvoice.providers.stt import WhisperSTT
+from zapvoice.providers.tts import PiperTTS
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ from typing import AsyncIterator, Awaitable, Iterator, Sequence, TypeVar
 
 import httpx
 
-from providers.contracts import Message, ToolCall
-from providers.errors import ProviderError, redact, upstream_error_text
-from providers.spoken_text import strip_reasoning, to_spoken
+from zapvoice.providers.contracts import Message, ToolCall
+from zapvoice.providers.errors import ProviderError, redact, upstream_error_text
+from zapvoice.providers.spoken_text import strip_reasoning, to_spoken
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

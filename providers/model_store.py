@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,11 @@ class CatalogEntry:
 
 
 def catalog_path() -> Path:
-    """models.txt ships inside the wheel (providers/models.txt) and sits at the repository root in a checkout."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "models.txt"
-    return packaged if packaged.exists() else here.parent / "models.txt"
+    """models.txt: package data of an installed wheel (zapvoice/models.txt), or the file at the top
+    of the repository in a checkout or an editable install."""
+    package = Path(str(resources.files("zapvoice")))
+    packaged = package / "models.txt"
+    return packaged if packaged.is_file() else package.parent / "models.txt"
 
 
 def load_catalog(path: Path | None = None) -> dict[tuple[str, str], CatalogEntry]:

@@ -23,11 +23,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from providers.client_gone import unless_client_leaves
-from providers.contracts import Message as ChatMessage
-from providers.engines import Engines
-from providers.errors import ProviderError
-from providers.tts import MAX_SPEED, MIN_SPEED
+from zapvoice.providers.client_gone import unless_client_leaves
+from zapvoice.providers.contracts import Message as ChatMessage
+from zapvoice.providers.engines import Engines
+from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.tts import MAX_SPEED, MIN_SPEED
 from zapvoice.audio import PIPELINE_RATE, AudioError, MediaType, decode_audio, wav_bytes
 from zapvoice.settings import Settings
 

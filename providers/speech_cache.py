@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from providers.contracts import Speech
+from zapvoice.providers.contracts import Speech
 
 
 class SpeechCache:

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 from piper import PiperVoice, SynthesisConfig
 
-from providers.contracts import Speech
-from providers.errors import ProviderError
-from providers.speech_cache import SpeechCache
-from providers.spoken_text import to_spoken
-from providers.workers import BoundedWorker
+from zapvoice.providers.contracts import Speech
+from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.speech_cache import SpeechCache
+from zapvoice.providers.spoken_text import to_spoken
+from zapvoice.providers.workers import BoundedWorker
 from zapvoice.audio import PIPELINE_RATE, resample, to_int16
 from zapvoice.settings import Settings
 

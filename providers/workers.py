@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
-from providers.errors import ProviderError
+from zapvoice.providers.errors import ProviderError
 
 T = TypeVar("T")
 

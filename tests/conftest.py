@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from providers.engines import Engines
-from providers.service import create_app
+from zapvoice.providers.engines import Engines
+from zapvoice.providers.service import create_app
 from tests.model_builders.piper_voice import build_sine_voice
 from tests.model_builders.whisper import build_scripted_whisper
 from tests.support.fake_llm import build_fake_llm

@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from agent.backends import Backends
-from agent.conversation import INTERRUPTED
+from zapvoice.agent.backends import Backends
+from zapvoice.agent.conversation import INTERRUPTED
 from tests.support.call_rig import CallRig, HangUp, Say, UntilBotDone, Wait
 from tests.support.clock import FastClock
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply

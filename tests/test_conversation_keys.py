@@ -8,7 +8,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from agent.conversation import INTERRUPTED, KEYS_PRESSED
+from zapvoice.agent.conversation import INTERRUPTED, KEYS_PRESSED
 from tests.support.call_rig import HangUp, Press, Say, UntilBotDone, Wait
 from tests.support.speech import speak
 from tests.test_conversation import STORY, records, rig

@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from agent.backends import Backends
-from agent.conversation import KEYS_PRESSED, Conversation
-from agent.gateway.commands import serving
-from agent.gateway.protocol import GatewaySocket
-from providers.engines import load_voices, load_whisper
-from providers.llm import OpenAIChat
+from zapvoice.agent.backends import Backends
+from zapvoice.agent.conversation import KEYS_PRESSED, Conversation
+from zapvoice.agent.gateway.commands import serving
+from zapvoice.agent.gateway.protocol import GatewaySocket
+from zapvoice.providers.engines import load_voices, load_whisper
+from zapvoice.providers.llm import OpenAIChat
 from tests.support.clock import FastClock
 from tests.support.gateway_caller import GatewayCaller
 from tests.support.speech import speak
@@ -222,7 +222,7 @@ def test_echo_mode_plays_the_protocols_example_flow(gateway_settings, engines, u
 
 def test_a_confused_gateway_is_logged_and_ignored(gateway_settings, engines, utterance, caplog):
     settings = gateway_settings()
-    caplog.set_level(logging.DEBUG, logger="agent.gateway")
+    caplog.set_level(logging.DEBUG, logger="zapvoice.agent.gateway")
     garbage = ["not json {", "[1, 2]", json.dumps({"event": "ring"}), json.dumps({"digit": "1"}),
                json.dumps({"event": "dtmf", "digit": "X"}), json.dumps({"event": "dtmf", "digit": 5}),
                "[" * 100_000]  # under the message size limit, but deeper than the JSON parser recurses
@@ -244,7 +244,7 @@ def test_a_confused_gateway_is_logged_and_ignored(gateway_settings, engines, utt
     phone = asyncio.run(scenario())
     assert [e for _, e in phone.events] == [{"event": "answer"}]
     logged = [(r.levelno, r.getMessage().partition(": ")[2])
-              for r in caplog.records if r.name == "agent.gateway.protocol"]
+              for r in caplog.records if r.name == "zapvoice.agent.gateway.protocol"]
     warned = [message for level, message in logged if level == logging.WARNING]
     assert warned.count("ignored text that is not JSON: 'not json {'") == 1  # repeats go to the debug log
     for expected in ("ignored audio before incoming_call", "ignored a dtmf event before incoming_call",
@@ -361,7 +361,7 @@ def test_health_over_http_and_calls_over_wss(gateway_settings, engines, tmp_path
 def test_audio_flooding_faster_than_real_time_is_dropped_and_the_call_goes_on(gateway_settings, engines, utterance,
                                                                               caplog):
     settings = gateway_settings(gateway_max_ahead_s=1.0)
-    caplog.set_level(logging.DEBUG, logger="agent.gateway")
+    caplog.set_level(logging.DEBUG, logger="zapvoice.agent.gateway")
 
     async def scenario():
         async with gateway(settings, engines) as server, caller(server) as phone:
@@ -373,6 +373,6 @@ def test_audio_flooding_faster_than_real_time_is_dropped_and_the_call_goes_on(ga
             await phone.reply_after(end)
 
     asyncio.run(scenario())
-    warned = [r.getMessage() for r in caplog.records if r.name == "agent.gateway.protocol"
+    warned = [r.getMessage() for r in caplog.records if r.name == "zapvoice.agent.gateway.protocol"
               and r.levelno == logging.WARNING and "ahead of real time" in r.getMessage()]
     assert len(warned) == 1  # the first burst; later ones go to the debug log

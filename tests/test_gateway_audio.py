@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from agent.gateway.codec import EdgeAudio, decode, encode
+from zapvoice.agent.gateway.codec import EdgeAudio, decode, encode
 
 EVERY_SAMPLE = np.arange(-32768, 32768, dtype=np.int16)
 EVERY_CODE = bytes(range(256))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from agent.gateway.inbound_pacing import RealTimeGate
+from zapvoice.agent.gateway.inbound_pacing import RealTimeGate
 
 SECOND = bytes(16000)  # s16le at 8 kHz
 

@@ -111,8 +111,8 @@ def test_an_idle_kept_alive_connection_is_closed(edge):
 
 def test_connections_over_the_cap_get_503_and_one_log_line(make_settings, caplog):
     caplog.set_level(logging.INFO, logger="zapvoice.http_server")
-    from providers.service import create_app
-    from providers.engines import Engines
+    from zapvoice.providers.service import create_app
+    from zapvoice.providers.engines import Engines
 
     settings = make_settings(max_connections=2)
     running = serve_config_in_thread(server_config(create_app(settings, Engines.load(settings)), settings,

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from providers.contract_clients import ContractChat
-from providers.contracts import ToolCall
-from providers.errors import ProviderError
-from providers.llm import OpenAIChat, _ReasoningFilter
-from providers.spoken_text import to_spoken
+from zapvoice.providers.contract_clients import ContractChat
+from zapvoice.providers.contracts import ToolCall
+from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.llm import OpenAIChat, _ReasoningFilter
+from zapvoice.providers.spoken_text import to_spoken
 from tests.conftest import TOKEN
 
 SYSTEM = "Seja breve."
@@ -117,7 +117,7 @@ def test_refused_tools_are_dropped_for_good(make_settings, fake_llm, caplog):
         return [[item async for item in chat.stream(SYSTEM, HELLO, [END_CALL_TOOL])] for _ in range(2)]
 
     before = len(fake_llm.requests)
-    with caplog.at_level(logging.WARNING, logger="providers.llm"):
+    with caplog.at_level(logging.WARNING, logger="zapvoice.providers.llm"):
         first, second = run(OpenAIChat(make_settings(llm_model="notools")), twice)
     assert "".join(first) == "".join(second) == ECHO
     offered = ["tools" in entry["json"] for entry in fake_llm.requests[before:]]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.model_store import CatalogEntry, ModelError, ModelStore, catalog_path, load_catalog
+from zapvoice.providers.model_store import CatalogEntry, ModelError, ModelStore, catalog_path, load_catalog
 
 
 def test_the_shipped_catalog_has_the_defaults():

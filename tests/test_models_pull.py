@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.model_store import ModelStore, load_catalog
+from zapvoice.providers.model_store import ModelStore, load_catalog
 from tests.support.fake_hub import build_fake_hub
 from tests.support.servers import serve_in_thread
 

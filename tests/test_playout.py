@@ -6,7 +6,7 @@ import asyncio
 
 import numpy as np
 
-from agent.playout import Playout
+from zapvoice.agent.playout import Playout
 from tests.support.clock import FastClock
 
 FRAME = 960

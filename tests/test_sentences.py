@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.sentences import SentenceSplitter, WholeText
+from zapvoice.agent.sentences import SentenceSplitter, WholeText
 
 
 def stream(text: str, splitter: SentenceSplitter, piece: int = 3) -> list[str]:

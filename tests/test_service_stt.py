@@ -149,8 +149,8 @@ def counted(function, calls: Counter):
 def test_busy_engine_refuses_with_503_before_decoding(make_service, speech, monkeypatch):
     import httpx
 
-    import providers.service
-    import providers.stt
+    import zapvoice.providers.service
+    import zapvoice.providers.stt
     from tests.conftest import TOKEN
 
     calls = Counter()

@@ -6,7 +6,7 @@ That Silero's low scores on phone audio trim no words is checked on real recordi
 
 import numpy as np
 
-from providers.speech_check import check_speech
+from zapvoice.providers.speech_check import check_speech
 from tests.support.speech import noise, speak
 from zapvoice.audio import PIPELINE_RATE
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from providers.spoken_text import to_spoken
+from zapvoice.providers.spoken_text import to_spoken
 
 
 @pytest.mark.parametrize(("written", "spoken"), [

@@ -4,7 +4,7 @@ import faster_whisper
 import numpy as np
 import pytest
 
-from providers.stt import SingleEncodeWhisper
+from zapvoice.providers.stt import SingleEncodeWhisper
 from tests.conftest import SCRIPTED_TEXT
 from tests.support.speech import speak
 

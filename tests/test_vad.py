@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.vad import (
+from zapvoice.agent.vad import (
     SUBFRAME,
     EnergyVAD,
     NoiseDropped,

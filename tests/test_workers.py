@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from providers.errors import ProviderError
-from providers.workers import BoundedWorker
+from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.workers import BoundedWorker
 
 
 class SteppedClock:

@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings: Settings, _: argparse.Namespace) -> int:
     import uvicorn
 
-    from providers.engines import Engines
-    from providers.model_store import ModelError
-    from providers.service import create_app
+    from zapvoice.providers.engines import Engines
+    from zapvoice.providers.model_store import ModelError
+    from zapvoice.providers.service import create_app
     from zapvoice.http_server import server_config
 
     if not settings.is_loopback and settings.token is None and not settings.allow_no_auth:
@@ -52,7 +52,7 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
         return 2
     gateway = None
     if settings.gateway_port is not None:
-        from agent.gateway.commands import beside_service
+        from zapvoice.agent.gateway.commands import beside_service
 
         gateway = beside_service(settings, engines)
     uvicorn.Server(server_config(create_app(settings, engines, gateway), settings)).run()
@@ -60,31 +60,31 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def agent(settings: Settings, _: argparse.Namespace) -> int:
-    from agent.zuckzapgo.commands import run_agent
+    from zapvoice.agent.zuckzapgo.commands import run_agent
 
     return run_agent(settings)
 
 
 def call(settings: Settings, args: argparse.Namespace) -> int:
-    from agent.zuckzapgo.commands import place_call
+    from zapvoice.agent.zuckzapgo.commands import place_call
 
     return place_call(settings, args.phone)
 
 
 def gateway(settings: Settings, args: argparse.Namespace) -> int:
-    from agent.gateway.commands import run_gateway
+    from zapvoice.agent.gateway.commands import run_gateway
 
     return run_gateway(settings, args.echo)
 
 
 def zuckzapgo_setup(settings: Settings, _: argparse.Namespace) -> int:
-    from agent.zuckzapgo.commands import setup
+    from zapvoice.agent.zuckzapgo.commands import setup
 
     return setup(settings)
 
 
 def models_pull(settings: Settings, args: argparse.Namespace) -> int:
-    from providers.model_store import ModelError, ModelStore
+    from zapvoice.providers.model_store import ModelError, ModelStore
 
     store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
     if args.all:
@@ -111,9 +111,9 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from providers.contract_clients import ContractSTT
-    from providers.engines import load_whisper
-    from providers.model_store import ModelError
+    from zapvoice.providers.contract_clients import ContractSTT
+    from zapvoice.providers.engines import load_whisper
+    from zapvoice.providers.model_store import ModelError
     from zapvoice.evaluation import EvalSetError, evaluate, format_comparison, format_report, load_eval_set
 
     try:
@@ -157,7 +157,7 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def models_list(settings: Settings, _: argparse.Namespace) -> int:
-    from providers.model_store import ModelStore, is_complete
+    from zapvoice.providers.model_store import ModelStore, is_complete
 
     store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
     for entry in store.catalog.values():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from providers.contracts import SpeechToText
+from zapvoice.providers.contracts import SpeechToText
 from zapvoice.audio import PIPELINE_RATE, decode_audio, from_int16, resample, to_int16
 from zapvoice.word_errors import NO_ERRORS, WordErrors, word_errors
 
@@ -107,7 +107,7 @@ def read_clip(clip: EvalClip, phone_line: str | None = None) -> np.ndarray:
         raise EvalSetError(f"{clip.audio}: {exc}") from exc
     if phone_line is None:
         return samples
-    from agent.gateway.codec import decode, encode  # the gateway's own G.711 tables
+    from zapvoice.agent.gateway.codec import decode, encode  # the gateway's own G.711 tables
 
     narrow = to_int16(resample(samples, PIPELINE_RATE, _PHONE_RATE))
     return resample(from_int16(decode(encode(narrow, phone_line), phone_line)), _PHONE_RATE, PIPELINE_RATE)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from agent.backends import Backends
-from agent.clock import Clock
-from agent.conversation import Conversation
-from agent.gateway.codec import EdgeAudio, bytes_per_s
-from agent.gateway.inbound_pacing import RealTimeGate
-from agent.gateway.line import GatewayLine
-from agent.gateway.protocol import Dtmf, GatewaySocket, Hangup
-from agent.line import CallInfo
+from zapvoice.agent.backends import Backends
+from zapvoice.agent.clock import Clock
+from zapvoice.agent.conversation import Conversation
+from zapvoice.agent.gateway.codec import EdgeAudio, bytes_per_s
+from zapvoice.agent.gateway.inbound_pacing import RealTimeGate
+from zapvoice.agent.gateway.line import GatewayLine
+from zapvoice.agent.gateway.protocol import Dtmf, GatewaySocket, Hangup
+from zapvoice.agent.line import CallInfo
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

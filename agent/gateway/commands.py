@@ -9,15 +9,15 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
-from agent.backends import Backends
-from agent.clock import Clock, MonotonicClock
-from agent.command_support import load_backends, stop_on_signals
-from agent.gateway.call import AgentCall
-from agent.gateway.echo import EchoCall
-from agent.gateway.protocol import GatewaySocket
-from agent.gateway.server import GatewayServer
-from agent.line import CallInfo
-from providers.engines import Engines
+from zapvoice.agent.backends import Backends
+from zapvoice.agent.clock import Clock, MonotonicClock
+from zapvoice.agent.command_support import load_backends, stop_on_signals
+from zapvoice.agent.gateway.call import AgentCall
+from zapvoice.agent.gateway.echo import EchoCall
+from zapvoice.agent.gateway.protocol import GatewaySocket
+from zapvoice.agent.gateway.server import GatewayServer
+from zapvoice.agent.line import CallInfo
+from zapvoice.providers.engines import Engines
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ import logging
 
 from websockets.exceptions import ConnectionClosed
 
-from agent.clock import Clock
-from agent.gateway.codec import bytes_per_s
-from agent.gateway.inbound_pacing import RealTimeGate
-from agent.gateway.protocol import Dtmf, GatewaySocket, Hangup
+from zapvoice.agent.clock import Clock
+from zapvoice.agent.gateway.codec import bytes_per_s
+from zapvoice.agent.gateway.inbound_pacing import RealTimeGate
+from zapvoice.agent.gateway.protocol import Dtmf, GatewaySocket, Hangup
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.clock import Clock
+from zapvoice.agent.clock import Clock
 
 
 class Warns(Protocol):

@@ -8,10 +8,10 @@ import math
 import numpy as np
 from websockets.exceptions import ConnectionClosed
 
-from agent.clock import Clock
-from agent.gateway.codec import EdgeAudio
-from agent.gateway.protocol import SERVER_DIGITS, GatewaySocket
-from agent.line import LineTool
+from zapvoice.agent.clock import Clock
+from zapvoice.agent.gateway.codec import EdgeAudio
+from zapvoice.agent.gateway.protocol import SERVER_DIGITS, GatewaySocket
+from zapvoice.agent.line import LineTool
 from zapvoice.audio import PIPELINE_RATE
 from zapvoice.settings import Settings
 

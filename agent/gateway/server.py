@@ -19,8 +19,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from agent.gateway.protocol import GatewaySocket, Hangup, IncomingCall
-from agent.line import CallInfo
+from zapvoice.agent.gateway.protocol import GatewaySocket, Hangup, IncomingCall
+from zapvoice.agent.line import CallInfo
 from zapvoice.settings import DEFAULT_GATEWAY_PORT, Settings
 
 log = logging.getLogger(__name__)

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from agent.backends import Backends
-from agent.clock import Clock, MonotonicClock
-from agent.conversation import Conversation
-from agent.line import CallInfo
-from agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
-from agent.zuckzapgo.media import MediaLine
+from zapvoice.agent.backends import Backends
+from zapvoice.agent.clock import Clock, MonotonicClock
+from zapvoice.agent.conversation import Conversation
+from zapvoice.agent.line import CallInfo
+from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.agent.zuckzapgo.media import MediaLine
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable
 
 import uvicorn
 
-from agent.command_support import load_backends, stop_on_signals
-from agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
-from agent.zuckzapgo.calls import ZuckZapGoAgent
-from agent.zuckzapgo.setup import enable_manual_mode
-from agent.zuckzapgo.webhook import create_agent_app
+from zapvoice.agent.command_support import load_backends, stop_on_signals
+from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.agent.zuckzapgo.calls import ZuckZapGoAgent
+from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
+from zapvoice.agent.zuckzapgo.webhook import create_agent_app
 from zapvoice.http_server import server_config
 from zapvoice.settings import Settings
 

@@ -6,8 +6,8 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from agent.conversation import Conversation
-from agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.agent.conversation import Conversation
+from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
 from zapvoice.audio import from_int16
 
 FRAME_SAMPLES = 960  # 60 ms at 16 kHz = 1920 bytes: the engine zero-pads anything shorter

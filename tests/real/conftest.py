@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from providers.engines import load_voices, load_whisper
+from zapvoice.providers.engines import load_voices, load_whisper
 from tests.support import real_models
 
 

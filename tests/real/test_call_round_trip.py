@@ -16,9 +16,9 @@ import io
 import pytest
 import soundfile
 
-from agent.backends import Backends
-from agent.gateway.commands import serving
-from providers.llm import OpenAIChat
+from zapvoice.agent.backends import Backends
+from zapvoice.agent.gateway.commands import serving
+from zapvoice.providers.llm import OpenAIChat
 from tests.support.clock import FastClock
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
 from tests.support.gateway_caller import GatewayCaller

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from providers.contract_clients import ContractSTT
+from zapvoice.providers.contract_clients import ContractSTT
 from tests.conftest import TOKEN
 from zapvoice.evaluation import evaluate, format_report, read_clip
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.conversation import Conversation
-from agent.line import CallInfo
+from zapvoice.agent.conversation import Conversation
+from zapvoice.agent.line import CallInfo
 from tests.support.speech import noise
 from zapvoice.audio import PIPELINE_RATE
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from providers.contracts import Message, Speech, ToolCall, Transcript
-from providers.errors import ProviderError
+from zapvoice.providers.contracts import Message, Speech, ToolCall, Transcript
+from zapvoice.providers.errors import ProviderError
 from zapvoice.audio import PIPELINE_RATE
 
 

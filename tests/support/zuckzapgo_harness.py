@@ -9,10 +9,10 @@ import json
 
 import httpx
 
-from agent.backends import Backends
-from agent.zuckzapgo.api import ZuckZapGoAPI
-from agent.zuckzapgo.calls import ZuckZapGoAgent
-from providers.llm import OpenAIChat
+from zapvoice.agent.backends import Backends
+from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI
+from zapvoice.agent.zuckzapgo.calls import ZuckZapGoAgent
+from zapvoice.providers.llm import OpenAIChat
 
 INSTANCE_TOKEN = "zzg-instance-secret-93c1"
 
