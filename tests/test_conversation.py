@@ -1,6 +1,6 @@
-"""The conversation engine (agent/conversation.py) with instant fake engines on a clock 4x faster
-than real time: turn taking, streaming sentence by sentence, barge-in, speculative STT, pacing
-and every way a call ends. Times are clock seconds."""
+"""The conversation engine (agent/conversation.py) with instant fake engines on a virtual clock:
+turn taking, streaming sentence by sentence, barge-in, speculative STT, pacing and every way a
+call ends. Times are clock seconds."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ import pytest
 from zapvoice.agent.backends import Backends
 from zapvoice.agent.conversation import INTERRUPTED
 from tests.support.call_rig import CallRig, HangUp, Say, UntilBotDone, Wait
-from tests.support.clock import FastClock
+from tests.support.clock import VirtualClock
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply
 from tests.support.speech import speak
 from zapvoice.settings import Settings
 
-SPEED = 4.0
 STORY = ("Primeiro, abrimos às oito horas. Segundo, fechamos às seis da tarde. Terceiro, aos sábados "
          "abrimos só de manhã. Quarto, aos domingos não abrimos. Quinto, o telefone é sempre o mesmo. "
          "Sexto, obrigado pela paciência.")
@@ -42,7 +41,7 @@ def settings(tmp_path, **overrides) -> Settings:
 
 def rig(tmp_path, replies, texts=("quero saber o horário",), stt_delay=0.05, first_token_s=0.05, token_s=0.01,
         noise_dbfs=-60.0, **overrides):
-    clock = FastClock(SPEED)
+    clock = VirtualClock()
     stt = FakeSTT(clock, list(texts), delay_s=stt_delay)
     llm = FakeChat(clock, [r if isinstance(r, ScriptedReply) else ScriptedReply(r) for r in replies],
                    first_token_s=first_token_s, token_s=token_s)
@@ -61,7 +60,7 @@ def test_greeting_then_three_turns_then_remote_hangup(tmp_path, utterance):
                               texts=["qual o horário", "e no sábado", "obrigado"])
     script = [UntilBotDone(), Say(utterance), UntilBotDone(), Say(utterance), UntilBotDone(),
               Say(utterance), UntilBotDone(), HangUp()]
-    reason = asyncio.run(call.run(script))
+    reason = call.play(script)
 
     assert reason == "remote hangup"
     assert tts.texts[0] == ("Olá! Como posso ajudar?", None)
@@ -88,7 +87,7 @@ def test_turns_over_a_noisy_line_are_answered_once_each(tmp_path, utterance):
     """Speech about 20 dB over white line noise: two turns, two replies, no turn made of noise."""
     call, stt, _, _ = rig(tmp_path, ["Certo."], noise_dbfs=-38.0)
     script = [UntilBotDone(), Say(utterance), UntilBotDone(), Wait(3.0), Say(utterance), UntilBotDone(), HangUp()]
-    asyncio.run(call.run(script))
+    call.play(script)
     turns = [e for e in records(tmp_path) if e["event"] == "turn"]
     assert len(turns) == 3 and [t["user"] for t in turns[1:]] == ["quero saber o horário"] * 2
     assert stt.calls[-1] > 2.5  # the whole utterance reached STT, not a fragment
@@ -96,7 +95,7 @@ def test_turns_over_a_noisy_line_are_answered_once_each(tmp_path, utterance):
 
 def test_the_first_sentence_plays_while_the_rest_is_generated(tmp_path, utterance):
     call, _, llm, tts = rig(tmp_path, [STORY], token_s=0.1)
-    asyncio.run(call.run([UntilBotDone(), Say(utterance), Wait(4.0), HangUp()]))
+    call.play([UntilBotDone(), Say(utterance), Wait(4.0), HangUp()])
     turn = records(tmp_path)[2]
     generation_s = 0.05 + 0.1 * (len(STORY.split()) - 1)
     assert turn["first_audio_ms"] - turn["first_token_ms"] < 1000 * generation_s / 3
@@ -106,7 +105,7 @@ def test_the_first_sentence_plays_while_the_rest_is_generated(tmp_path, utteranc
 def test_barge_in_stops_the_bot_and_keeps_only_what_was_heard(tmp_path, utterance, short_utterance):
     call, _, llm, _ = rig(tmp_path, [STORY, "Claro."], texts=["horário", "só o sábado"], token_s=0.15)
     script = [UntilBotDone(), Say(utterance), Wait(3.5), Say(short_utterance), UntilBotDone(), HangUp()]
-    asyncio.run(call.run(script))
+    call.play(script)
 
     onset = call.said[1][0] + first_sound_s(short_utterance)
     story_segment = next(seg for seg in call.line.bot_speech_segments() if seg[0] < onset < seg[1] + 0.3)
@@ -123,15 +122,15 @@ def test_barge_in_stops_the_bot_and_keeps_only_what_was_heard(tmp_path, utteranc
 def test_a_cough_pauses_the_bot_which_then_goes_on(tmp_path, utterance):
     call, _, llm, _ = rig(tmp_path, [STORY])
     cough = (np.random.default_rng(1).normal(0, 0.2, 1600)).astype(np.float32)  # 100 ms burst
-    asyncio.run(call.run([UntilBotDone(), Say(utterance), Wait(3.0), Say(cough), UntilBotDone(timeout_s=40),
-                          HangUp()], max_s=90))
+    call.play([UntilBotDone(), Say(utterance), Wait(3.0), Say(cough), UntilBotDone(timeout_s=40),
+                          HangUp()], max_s=90)
     assert llm.closed_early == 0
     assert call.conversation.history[-1] == {"role": "assistant", "content": STORY}
 
 
 def test_speculative_stt_is_used_at_the_end_of_the_turn(tmp_path, utterance):
     call, stt, _, _ = rig(tmp_path, ["Certo."], stt_delay=0.3)
-    asyncio.run(call.run([UntilBotDone(), Say(utterance), UntilBotDone(), HangUp()]))
+    call.play([UntilBotDone(), Say(utterance), UntilBotDone(), HangUp()])
     turn = records(tmp_path)[2]
     assert len(stt.calls) == 1 and turn["speculative_stt"] is True
     # STT took 300 ms but started at the pause: the result was there when the turn ended.
@@ -141,8 +140,8 @@ def test_speculative_stt_is_used_at_the_end_of_the_turn(tmp_path, utterance):
 def test_speculative_stt_is_thrown_away_when_the_caller_goes_on(tmp_path, utterance, short_utterance):
     call, stt, llm, _ = rig(tmp_path, ["Certo."], texts=["primeira parte", "a frase inteira"])
     pause = np.zeros(int(0.4 * 16000), np.float32)
-    asyncio.run(call.run([UntilBotDone(), Say(np.concatenate([short_utterance, pause, utterance])),
-                          UntilBotDone(), HangUp()]))
+    call.play([UntilBotDone(), Say(np.concatenate([short_utterance, pause, utterance])),
+                          UntilBotDone(), HangUp()])
     # espeak pauses between words too: each pause started a transcription; only the last stood.
     assert len(stt.calls) >= 2 and stt.calls == sorted(stt.calls) and stt.calls[-1] > 3.0
     assert llm.requests[0][-1] == {"role": "user", "content": "a frase inteira"}
@@ -150,7 +149,7 @@ def test_speculative_stt_is_thrown_away_when_the_caller_goes_on(tmp_path, uttera
 
 def test_without_speculative_stt_the_turn_is_transcribed_once_at_its_end(tmp_path, utterance):
     call, stt, _, _ = rig(tmp_path, ["Certo."], agent_speculative_stt=False)
-    asyncio.run(call.run([UntilBotDone(), Say(utterance), UntilBotDone(), HangUp()]))
+    call.play([UntilBotDone(), Say(utterance), UntilBotDone(), HangUp()])
     assert len(stt.calls) == 1 and records(tmp_path)[2]["speculative_stt"] is False
 
 
@@ -158,7 +157,7 @@ def test_without_speculative_stt_the_turn_is_transcribed_once_at_its_end(tmp_pat
                                    ScriptedReply("Foi um prazer. Tchau!")], ids=["end_call tool", "goodbye phrase"])
 def test_the_bot_hangs_up_after_its_goodbye_has_been_heard(tmp_path, utterance, reply):
     call, _, _, _ = rig(tmp_path, [reply], agent_goodbye_phrases=["tchau"])
-    reason = asyncio.run(call.run([UntilBotDone(), Say(utterance)]))
+    reason = call.play([UntilBotDone(), Say(utterance)])
     assert reason in {"the bot ended the call", "the bot said goodbye"}
     last_played = call.line.played()[-1][1]
     assert call.line.hung_up_at is not None and call.line.hung_up_at >= last_played - 0.01
@@ -166,7 +165,7 @@ def test_the_bot_hangs_up_after_its_goodbye_has_been_heard(tmp_path, utterance, 
 
 def test_an_idle_caller_is_prompted_once_then_hung_up_on(tmp_path):
     call, _, _, tts = rig(tmp_path, ["x"], agent_idle_prompt_s=2.0, agent_idle_hangup_s=2.0)
-    reason = asyncio.run(call.run([]))
+    reason = call.play([])
     assert reason == "the caller stayed silent"
     spoken = [text for text, _ in tts.texts]
     assert spoken == ["Olá! Como posso ajudar?", "Você ainda está aí?", "Obrigado pela ligação. Tchau!"]
@@ -177,7 +176,7 @@ def test_an_idle_caller_is_prompted_once_then_hung_up_on(tmp_path):
 
 def test_the_call_length_is_limited(tmp_path, utterance):
     call, _, _, tts = rig(tmp_path, [STORY], agent_max_call_s=6.0)
-    reason = asyncio.run(call.run([UntilBotDone(), Say(utterance)]))
+    reason = call.play([UntilBotDone(), Say(utterance)])
     assert reason == "the call reached agent_max_call_s"
     assert tts.texts[-1][0] == "Obrigado pela ligação. Tchau!"
     assert call.line.hung_up_at == pytest.approx(6.0, abs=3.5)
@@ -187,34 +186,25 @@ def test_a_call_limit_reached_while_the_caller_talks_ends_with_the_farewell(tmp_
     """The caller's turn ends after the farewell began: it is not answered (it was, over the farewell)."""
     farewell = "Nosso tempo acabou. Obrigado pela ligação, foi um prazer falar com você. Até a próxima, tchau!"
     call, _, _, tts = rig(tmp_path, ["Não devia ser dito."], agent_max_call_s=4.0, agent_farewell=farewell)
-    reason = asyncio.run(call.run([UntilBotDone(), Say(utterance), Wait(2.0)]))
+    reason = call.play([UntilBotDone(), Say(utterance), Wait(2.0)])
     assert reason == "the call reached agent_max_call_s"
     assert [text for text, _ in tts.texts] == ["Olá! Como posso ajudar?", farewell]
 
 
 def test_a_failed_transcription_is_answered_and_the_call_goes_on(tmp_path, utterance):
     call, stt, _, tts = rig(tmp_path, ["Agora sim."], texts=["de novo"])
-    stt.fail = True
-
-    async def recover():
-        await asyncio.sleep(6 / SPEED)
-        stt.fail = False
+    stt.failures = 1  # the first turn's transcription (speculative, at its closing pause)
     script = [UntilBotDone(), Say(utterance), UntilBotDone(), Wait(1), Say(utterance), UntilBotDone(), HangUp()]
-
-    async def run():
-        fixer = asyncio.create_task(recover())
-        result = await call.run(script)
-        await fixer
-        return result
-    assert asyncio.run(run()) == "remote hangup"
+    assert call.play(script) == "remote hangup"
     spoken = [text for text, _ in tts.texts]
-    assert "Desculpe, não consegui responder agora. Pode repetir?" in spoken and spoken[-1] == "Agora sim."
+    assert spoken == ["Olá! Como posso ajudar?", "Desculpe, não consegui responder agora. Pode repetir?", "Agora sim."]
+    assert stt.failures == 0 and len(stt.calls) == 2
 
 
 def test_the_reply_voice_follows_the_callers_language(tmp_path, utterance):
     call, stt, _, tts = rig(tmp_path, ["Sure."])
     stt.language = "en"
-    asyncio.run(call.run([UntilBotDone(), Say(utterance), UntilBotDone(), HangUp()]))
+    call.play([UntilBotDone(), Say(utterance), UntilBotDone(), HangUp()])
     assert tts.texts[-1] == ("Sure.", "en")
 
 
@@ -224,9 +214,8 @@ def test_a_remote_hangup_mid_reply_leaves_no_task_behind(tmp_path, utterance):
     async def run():
         before = asyncio.all_tasks()
         reason = await call.run([UntilBotDone(), Say(utterance), Wait(2.5), HangUp()])
-        await asyncio.sleep(0.05)
         return reason, asyncio.all_tasks() - before
-    reason, left = asyncio.run(run())
+    reason, left = call.clock.run(run())
     assert reason == "remote hangup" and not left
     assert llm.closed_early == 1
     assert records(tmp_path)[-1]["event"] == "call_ended"

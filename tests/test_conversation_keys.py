@@ -1,9 +1,7 @@
 """Phone keys in the conversation engine (Conversation.pressed, fed by the 4143 gateway's DTMF), with
-the instant fake engines on a fast clock. Times are clock seconds."""
+the instant fake engines on a virtual clock. Times are clock seconds."""
 
 from __future__ import annotations
-
-import asyncio
 
 import numpy as np
 import pytest
@@ -22,7 +20,7 @@ def utterance() -> np.ndarray:
 def test_a_key_interrupts_the_bot_and_is_answered_as_a_turn(tmp_path, utterance):
     call, _, llm, _ = rig(tmp_path, [STORY, "Você escolheu a opção um."], token_s=0.15)
     script = [UntilBotDone(), Say(utterance), Wait(3.0), Press("1"), UntilBotDone(), HangUp()]
-    reason = asyncio.run(call.run(script))
+    reason = call.play(script)
 
     assert reason == "remote hangup"
     assert llm.requests[-1][-1] == {"role": "user", "content": KEYS_PRESSED.format(digits="1")}
@@ -37,7 +35,7 @@ def test_a_key_interrupts_the_bot_and_is_answered_as_a_turn(tmp_path, utterance)
 def test_keys_pressed_while_the_caller_talks_join_what_they_say(tmp_path, utterance):
     call, stt, llm, _ = rig(tmp_path, ["Certo."])
     script = [UntilBotDone(), Say(utterance[:16000]), Press("#"), Say(utterance[16000:]), UntilBotDone(), HangUp()]
-    asyncio.run(call.run(script))
+    call.play(script)
 
     assert llm.requests[-1][-1] == {"role": "user",
                                     "content": f"{KEYS_PRESSED.format(digits='#')} quero saber o horário"}

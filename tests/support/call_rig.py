@@ -1,4 +1,4 @@
-"""Runs a Conversation against a scripted caller on a fast clock, with no network.
+"""Runs a Conversation against a scripted caller on a virtual clock, with no network.
 
 The caller sends 60 ms chunks in (clock) real time: background noise, or the speech its
 script says. The line keeps every frame the bot sent with its clock time and plays them
@@ -108,10 +108,14 @@ class CallRig:
                                          clock=clock)
         self.said: list[tuple[float, float]] = []  # (start, end) clock times of the caller's speech
 
+    def play(self, script: list, max_s: float = 60.0) -> str:
+        """Run the call to its end on the clock's own loop; returns why it ended."""
+        return self.clock.run(self.run(script, max_s))
+
     async def run(self, script: list, max_s: float = 60.0) -> str:
         caller = asyncio.create_task(self._caller(script))
         try:
-            return await asyncio.wait_for(self.conversation.run(), max_s / self.clock.speed)
+            return await asyncio.wait_for(self.conversation.run(), max_s)
         finally:
             caller.cancel()
             await asyncio.gather(caller, return_exceptions=True)

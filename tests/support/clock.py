@@ -1,9 +1,74 @@
-"""A clock that runs `speed` times faster than real time, so a minute of call takes seconds."""
+"""Clocks for tests: a virtual one for in-memory calls, a sped-up real one for calls over sockets.
+
+VirtualClock is the clock of an event loop whose time passes only when nothing can run: when every
+task waits on a timer and no I/O is ready, the loop jumps to the next deadline instead of sleeping.
+A minute of call then takes as long as its computation, and the load on the machine cannot shift
+one event against another, so what a test sees is the same on every run. Only code without threads
+or outside peers may run on it: time would jump while a thread or a server worked.
+
+FastClock runs `speed` times faster than real time, for the end-to-end tests whose engines work in
+threads and whose peers answer over real sockets.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import selectors
 import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class VirtualClock:
+    """Call seconds from 0, on the loop that `run()` drives."""
+
+    def __init__(self) -> None:
+        self._now = 0.0
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, _VirtualTimeLoop) or loop.clock is not self:
+            raise RuntimeError("a VirtualClock only passes on its own loop: start the test with clock.run()")
+        await asyncio.sleep(max(0.0, seconds))
+
+    def run(self, main: Coroutine[Any, Any, T]) -> T:
+        """asyncio.run on a loop that keeps this clock's time (asyncio.sleep and timeouts included)."""
+        with asyncio.Runner(loop_factory=lambda: _VirtualTimeLoop(self)) as runner:
+            return runner.run(main)
+
+    def _advance(self, seconds: float) -> None:
+        self._now += seconds
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """Polls for I/O; where the loop would block until its next timer, moves the clock there instead."""
+
+    def __init__(self, clock: VirtualClock):
+        super().__init__()
+        self._clock = clock
+
+    def select(self, timeout: float | None = None):
+        events = super().select(0)
+        if events or timeout == 0:
+            return events
+        if timeout is None:  # no timer at all: only I/O (another thread's call_soon_threadsafe) can wake us
+            return super().select(None)
+        self._clock._advance(timeout)
+        return []
+
+
+class _VirtualTimeLoop(asyncio.SelectorEventLoop):
+    def __init__(self, clock: VirtualClock):
+        super().__init__(_JumpingSelector(clock))
+        self.clock = clock
+
+    def time(self) -> float:
+        return self.clock.now()
 
 
 class FastClock:

@@ -17,20 +17,22 @@ from zapvoice.audio import PIPELINE_RATE
 
 
 class FakeSTT:
-    """Answers the scripted texts in order (the last one repeats); `fail` raises a 502 instead."""
+    """Answers the scripted texts in order (the last one repeats); the next `failures` requests raise a
+    502 instead (a count, so a test says which requests fail rather than when)."""
 
     def __init__(self, clock, texts: list[str], delay_s: float = 0.05, language: str = "pt"):
         self.clock = clock
         self.texts = list(texts)
         self.delay_s = delay_s
         self.language = language
-        self.fail = False
+        self.failures = 0
         self.calls: list[float] = []  # seconds of audio per request
 
     async def transcribe(self, samples: np.ndarray, language: str | None = None) -> Transcript:
         self.calls.append(samples.size / PIPELINE_RATE)
         await self.clock.sleep(self.delay_s)
-        if self.fail:
+        if self.failures:
+            self.failures -= 1
             raise ProviderError(502, "stt down")
         text = self.texts.pop(0) if len(self.texts) > 1 else self.texts[0]
         return Transcript(text, self.language, samples.size / PIPELINE_RATE, speech=bool(text))
