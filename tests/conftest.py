@@ -26,6 +26,23 @@ TOKEN = "test-token-7f3a"
 SCRIPTED_TEXT = "olá, tudo bem?"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def outside_the_repository(tmp_path_factory):
+    """Run every test (and the CLI it starts) in an empty directory: Settings reads `.env` from the
+    working directory, and the developer's own .env at the repository root must not change a test."""
+    before = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(before)
+
+
+@pytest.fixture(autouse=True)
+def own_fake_llm_log(request):
+    """A test that inspects the session's fake LLM sees only its own requests, not an earlier test's."""
+    if "fake_llm" in request.fixturenames:
+        request.getfixturevalue("fake_llm").requests.clear()
+
+
 @pytest.fixture(scope="session")
 def model_files(tmp_path_factory) -> dict[str, Path]:
     """A scripted Whisper (always transcribes SCRIPTED_TEXT, detects Portuguese) and two test voices."""
