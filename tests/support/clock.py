@@ -1,13 +1,17 @@
-"""Clocks for tests: a virtual one for in-memory calls, a sped-up real one for calls over sockets.
+"""Clocks for tests: a virtual one for calls run in this process, a sped-up real one for subprocesses.
 
 VirtualClock is the clock of an event loop whose time passes only when nothing can run: when every
-task waits on a timer and no I/O is ready, the loop jumps to the next deadline instead of sleeping.
-A minute of call then takes as long as its computation, and the load on the machine cannot shift
-one event against another, so what a test sees is the same on every run. Only code without threads
-or outside peers may run on it: time would jump while a thread or a server worked.
+task waits on a timer, no I/O is ready and no executor job (an engine, a DNS lookup) is running,
+the loop jumps to the next deadline instead of sleeping. A minute of call then takes as long as
+its computation, and the load on the machine cannot shift one event against another, so what a
+test sees is the same on every run. Computation takes no call time.
 
-FastClock runs `speed` times faster than real time, for the end-to-end tests whose engines work in
-threads and whose peers answer over real sockets.
+What runs on it must live on that loop: peers served with tests.support.servers.serving_here, not
+in a thread or another process, whose work the loop cannot see (time would jump while they
+worked). Sockets between tasks of the loop are sound: loopback delivers a write before send()
+returns, so the poll before each jump sees it.
+
+FastClock runs `speed` times faster than real time, for tests whose peers are other processes.
 """
 
 from __future__ import annotations
@@ -52,11 +56,16 @@ class _JumpingSelector(selectors.DefaultSelector):
         super().__init__()
         self._clock = clock
 
+    def __init__(self, clock: VirtualClock):
+        super().__init__()
+        self._clock = clock
+        self.jobs = 0  # executor jobs running: their end wakes the loop, and no time passes meanwhile
+
     def select(self, timeout: float | None = None):
         events = super().select(0)
         if events or timeout == 0:
             return events
-        if timeout is None:  # no timer at all: only I/O (another thread's call_soon_threadsafe) can wake us
+        if timeout is None or self.jobs:  # only I/O or a job's end (call_soon_threadsafe) can go on
             return super().select(None)
         self._clock._advance(timeout)
         return []
@@ -64,11 +73,21 @@ class _JumpingSelector(selectors.DefaultSelector):
 
 class _VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self, clock: VirtualClock):
-        super().__init__(_JumpingSelector(clock))
+        self._jumping = _JumpingSelector(clock)
+        super().__init__(self._jumping)
         self.clock = clock
 
     def time(self) -> float:
         return self.clock.now()
+
+    def run_in_executor(self, executor, func, *args):
+        future = super().run_in_executor(executor, func, *args)
+        self._jumping.jobs += 1
+        future.add_done_callback(self._job_done)
+        return future
+
+    def _job_done(self, _future: asyncio.Future) -> None:
+        self._jumping.jobs -= 1
 
 
 class FastClock:

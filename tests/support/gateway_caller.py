@@ -1,12 +1,12 @@
 """The telephony gateway's side of a 4143 call, for tests: a WebSocket client over a real socket.
 
 It announces the call, streams the caller's audio in 20 ms chunks (noise at -60 dBFS between
-utterances) `speed` times faster than real time, to match a server on a FastClock, and keeps
-everything the server sent with its arrival time. Audio is played out as a gateway does: each
-message at max(its arrival, the end of what is queued), so audio sent ahead of real time is
-heard late and `max_ahead_s` shows how far ahead the server got.
+utterances) on its clock (a server's own virtual clock in this process, real time for a
+subprocess), and keeps everything the server sent with its arrival time. Audio is played out as
+a gateway does: each message at max(its arrival, the end of what is queued), so audio sent ahead
+of real time is heard late and `max_ahead_s` shows how far ahead the server got.
 
-Times are call seconds since the answer: real seconds x speed.
+Times are call seconds since the answer, on that clock.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 
 import numpy as np
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from zapvoice.agent.clock import Clock, MonotonicClock
 from zapvoice.agent.gateway.codec import decode, encode
 from zapvoice.audio import PIPELINE_RATE, from_int16, resample, to_int16
 
@@ -29,11 +29,12 @@ HOLD_S = 0.3
 
 
 class GatewayCaller:
-    def __init__(self, url: str, rate: int = 8000, encoding: str = "pcm16", speed: float = 1.0, **connect_options):
+    def __init__(self, url: str, rate: int = 8000, encoding: str = "pcm16", clock: Clock | None = None,
+                 **connect_options):
         self.url = url
         self.rate = rate
         self.encoding = encoding
-        self.speed = speed
+        self.clock = clock or MonotonicClock()
         self.connect_options = connect_options
         self.events: list[tuple[float, dict]] = []  # (call seconds, event) from the server
         self.audio: list[tuple[float, int]] = []  # (call seconds, bytes) of each audio message
@@ -64,8 +65,8 @@ class GatewayCaller:
 
     async def call(self, caller_id: str = "5511988887777", did: str = "5511333334444",
                    session_id: str = "sess-0001") -> float:
-        """Announce the call, wait for the answer (real seconds it took), then stream audio."""
-        sent = time.monotonic()
+        """Announce the call, wait for the answer (clock seconds it took), then stream audio."""
+        sent = self.clock.now()
         await self.send({"event": "incoming_call", "callerId": caller_id, "didNumber": did, "sessionId": session_id})
         await asyncio.wait_for(self.answered.wait(), 5)
         self._tasks.append(asyncio.create_task(self._stream()))
@@ -93,7 +94,7 @@ class GatewayCaller:
     # --- what the caller got -------------------------------------------------------------------
 
     def now(self) -> float:
-        return 0.0 if self._answered_at is None else (time.monotonic() - self._answered_at) * self.speed
+        return 0.0 if self._answered_at is None else self.clock.now() - self._answered_at
 
     def named(self, name: str) -> list[tuple[float, dict]]:
         return [(t, e) for t, e in self.events if e.get("event") == name]
@@ -123,11 +124,11 @@ class GatewayCaller:
         return self._play_end / self.rate
 
     async def until(self, check, timeout_s: float = 20.0):
-        deadline = time.monotonic() + timeout_s
+        deadline = self.clock.now() + timeout_s
         while not (result := check()):
-            if time.monotonic() > deadline:
+            if self.clock.now() > deadline:
                 raise AssertionError(f"timed out; events {self.events}, segments {self.segments()}")
-            await asyncio.sleep(0.01)
+            await self.clock.sleep(0.01)
         return result
 
     async def reply_after(self, after: float, silent_s: float = 0.5) -> tuple[float, float]:
@@ -158,7 +159,7 @@ class GatewayCaller:
                     continue
                 self.events.append((at, event))
                 if event.get("event") == "answer":
-                    self._answered_at = time.monotonic()
+                    self._answered_at = self.clock.now()
                     self.answered.set()
         except ConnectionClosed:
             pass
@@ -192,4 +193,4 @@ class GatewayCaller:
                         self._spoken.set()
                 await self.ws.send(encode(to_int16(chunk), self.encoding))
                 sent += 1
-                await asyncio.sleep(max(0.0, self._answered_at + sent * CHUNK_S / self.speed - time.monotonic()))
+                await self.clock.sleep(self._answered_at + sent * CHUNK_S - self.clock.now())

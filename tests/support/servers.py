@@ -1,9 +1,14 @@
-"""Runs an ASGI app under a real uvicorn on a loopback port (a free one by default), in a background thread."""
+"""Runs an ASGI app under a real uvicorn on a loopback port (a free one by default): in a background
+thread, or from the test's own event loop (ServedHere)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
@@ -45,3 +50,30 @@ def serve_config_in_thread(config: uvicorn.Config) -> RunningServer:
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     return RunningServer(server, thread, port)
+
+
+class ServedHere:
+    """An app to serve from a test's own loop (one on a virtual clock, which must see its peers' work),
+    on a port taken now, so that settings can name its URL before the loop runs."""
+
+    def __init__(self, app):
+        self.app = app
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[ServedHere]:
+        server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        task = asyncio.create_task(server.serve(sockets=[self._listener]))
+        try:
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("uvicorn did not start")
+                await asyncio.sleep(0.01)
+            yield self
+        finally:
+            server.should_exit = True
+            await task
+            self._listener.close()
