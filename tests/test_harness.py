@@ -8,9 +8,14 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from tests.support.clock import VirtualClock
+from tests.support.servers import ServedHere
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -48,6 +53,25 @@ def test_virtual_time_stands_still_while_code_runs_or_a_thread_answers():
         return after_work, clock.now()
 
     assert clock.run(main()) == (0.0, 0.0)
+
+
+def test_a_peer_served_on_the_loop_answers_every_request_without_call_time_passing():
+    """Each request on one kept-alive connection is answered at once: were a small write held back
+    (Nagle waiting for a delayed ACK), the clock would jump to the client's timeout instead."""
+    clock = VirtualClock()
+
+    async def ok(_request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+    peer = ServedHere(Starlette(routes=[Route("/", ok)]))
+
+    async def main() -> float:
+        async with peer.serving(), httpx.AsyncClient(base_url=peer.url, timeout=5) as client:
+            started = clock.now()
+            for _ in range(3):
+                assert (await client.get("/")).json() == {"ok": True}
+            return clock.now() - started
+
+    assert clock.run(main()) == 0.0
 
 
 def test_a_virtual_clock_refuses_to_sleep_on_an_ordinary_loop():

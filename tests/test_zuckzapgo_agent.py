@@ -1,13 +1,15 @@
 """The agent on WhatsApp calls, end to end: the real engines (scripted Whisper, test voices, the fake
 LLM streaming), the ZuckZapGo transport over real sockets, and a fake ZuckZapGo in this process.
 
-The fake engine and the agent's clock both run 3x faster than real time; every time below is
-in call seconds.
+The fake engine, the agent and the fake LLM all run on one loop with a virtual clock
+(tests/support/clock.py): call time passes only while all of them wait, so the load on the machine
+cannot change what a test sees. Every time below is in call seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 
@@ -18,15 +20,14 @@ from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
 from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
 from zapvoice.providers.engines import load_voices, load_whisper
-from tests.support.clock import FastClock
+from tests.support.clock import VirtualClock
+from tests.support.fake_llm import build_fake_llm
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
-from tests.support.servers import serve_in_thread
+from tests.support.servers import ServedHere, serve_in_thread
 from tests.support.speech import speak
 from tests.support.zuckzapgo_harness import INSTANCE_TOKEN, Harness, running_agent
 from zapvoice.audio import to_int16
 
-SPEED = 3.0
-FRAME_S = 0.06 / SPEED
 POLL_S = 0.3
 
 
@@ -42,18 +43,28 @@ def utterance() -> bytes:
 
 
 @pytest.fixture()
-def zuckzapgo():
-    running = serve_in_thread(build_fake_zuckzapgo(INSTANCE_TOKEN, frame_s=FRAME_S, enabled=True))
-    yield running
-    running.stop()
+def clock() -> VirtualClock:
+    return VirtualClock()
 
 
 @pytest.fixture()
-def agent_settings(make_settings, zuckzapgo, tmp_path):
+def llm() -> ServedHere:
+    """This test's fake LLM, served from its loop by running(): the virtual clock sees its pauses."""
+    return ServedHere(build_fake_llm())
+
+
+@pytest.fixture()
+def zuckzapgo(clock) -> ServedHere:
+    """This test's fake ZuckZapGo, on its clock, served from its loop by running()."""
+    return ServedHere(build_fake_zuckzapgo(INSTANCE_TOKEN, enabled=True, clock=clock))
+
+
+@pytest.fixture()
+def agent_settings(make_settings, zuckzapgo, llm, tmp_path):
     def make(**overrides):
         values = dict(zuckzapgo_url=zuckzapgo.url, zuckzapgo_token=INSTANCE_TOKEN, zuckzapgo_poll_s=POLL_S,
                       agent_record_dir=tmp_path / "calls", agent_greeting="Olá! Aqui é a clínica.",
-                      agent_idle_prompt_s=60.0)
+                      agent_idle_prompt_s=60.0, llm_url=f"{llm.url}/v1")
         values.update(overrides)
         return make_settings(**values)
     return make
@@ -64,12 +75,20 @@ def records(settings) -> list[list[dict]]:
             for path in sorted(settings.agent_record_dir.rglob("*.jsonl"))]
 
 
-def test_inbound_call_greeting_three_turns_and_remote_hangup(agent_settings, engines, zuckzapgo, utterance):
+@contextlib.asynccontextmanager
+async def running(settings, engines, clock, zuckzapgo, llm):
+    """The fake ZuckZapGo and the fake LLM served from the test's loop, and the agent on its clock."""
+    async with zuckzapgo.serving(), llm.serving(), running_agent(settings, engines, clock) as agent:
+        yield agent
+
+
+def test_inbound_call_greeting_three_turns_and_remote_hangup(agent_settings, engines, clock, llm, zuckzapgo,
+                                                             utterance):
     settings = agent_settings()
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines, FastClock(SPEED)) as agent:
+        async with running(settings, engines, clock, zuckzapgo, llm) as agent:
             call_id = await phone.ring()
             report = await phone.until(call_id, lambda r: r["answered_at"] is not None)
             assert report["answer_delay_s"] <= 2 * POLL_S + 0.3
@@ -81,12 +100,11 @@ def test_inbound_call_greeting_three_turns_and_remote_hangup(agent_settings, eng
             for _ in range(100):
                 if call_id not in agent.calls:
                     break
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.06)
             assert call_id not in agent.calls, "the agent did not notice the remote hangup"
-            await asyncio.sleep(0.2)
-            return await phone.report(call_id)
+            return await phone.until(call_id, lambda r: r["ws_closed_by"] is not None)
 
-    report = asyncio.run(scenario())
+    report = clock.run(scenario())
     assert report["ended_by"] == "peer" and report["ws_closed_by"] == "client"
     assert len(report["heard_segments"]) >= 4
     assert report["client_bad_sizes"] == 0 and report["client_messages"] > 50
@@ -99,22 +117,22 @@ def test_inbound_call_greeting_three_turns_and_remote_hangup(agent_settings, eng
     assert call[-1] == {**call[-1], "event": "call_ended", "reason": "remote hangup", "turns": 4}
 
 
-def test_barge_in_stops_the_bot_within_a_few_frames(agent_settings, engines, zuckzapgo, utterance):
+def test_barge_in_stops_the_bot_within_a_few_frames(agent_settings, engines, clock, llm, zuckzapgo, utterance):
     settings = agent_settings(llm_model="story")
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines, FastClock(SPEED)):
+        async with running(settings, engines, clock, zuckzapgo, llm):
             call_id = await phone.greeted()
             end = await phone.say(call_id, utterance)
             report = await phone.until(call_id, lambda r: any(seg[0] > end for seg in r["heard_segments"]))
             talking_since = next(seg[0] for seg in report["heard_segments"] if seg[0] > end)
-            await asyncio.sleep(1.5 / SPEED)  # well into the long reply
+            await clock.sleep(1.5)  # well into the long reply
             start = (await phone.http.post(f"/_fake/calls/{call_id}/say", content=utterance)).json()["start_s"]
             await phone.reply_after(call_id, start + 1.0)
             return start, talking_since, await phone.report(call_id)
 
-    start, talking_since, report = asyncio.run(scenario())
+    start, talking_since, report = clock.run(scenario())
     cut = next(seg for seg in report["heard_segments"] if seg[0] <= start + 0.1 < seg[1] + 0.3)
     assert cut[0] >= talking_since - 0.01
     assert cut[1] - start <= 0.45, f"the bot talked {cut[1] - start:.2f} s over the caller"
@@ -122,55 +140,55 @@ def test_barge_in_stops_the_bot_within_a_few_frames(agent_settings, engines, zuc
     assert turns[1]["interrupted"] is True
 
 
-def test_the_bot_hangs_up_after_saying_goodbye(agent_settings, engines, zuckzapgo, utterance):
+def test_the_bot_hangs_up_after_saying_goodbye(agent_settings, engines, clock, llm, zuckzapgo, utterance):
     settings = agent_settings(llm_model="goodbye")
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines, FastClock(SPEED)):
+        async with running(settings, engines, clock, zuckzapgo, llm):
             call_id = await phone.greeted()
             await phone.say(call_id, utterance)
             return await phone.until(call_id, lambda r: r["ended_at"] is not None)
 
-    report = asyncio.run(scenario())
+    report = clock.run(scenario())
     assert report["ended_by"] == "app" and report["hangup_requests"] == 1
     assert report["ws_closed_by"] in ("client", "engine")
     assert records(settings)[0][-1]["reason"] == "the bot ended the call"
 
 
-def test_an_idle_caller_is_prompted_then_hung_up_on(agent_settings, engines, zuckzapgo):
+def test_an_idle_caller_is_prompted_then_hung_up_on(agent_settings, engines, clock, llm, zuckzapgo):
     settings = agent_settings(agent_idle_prompt_s=2.0, agent_idle_hangup_s=2.0)
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines, FastClock(SPEED)):
+        async with running(settings, engines, clock, zuckzapgo, llm):
             call_id = await phone.ring()
             return await phone.until(call_id, lambda r: r["ended_at"] is not None)
 
-    report = asyncio.run(scenario())
+    report = clock.run(scenario())
     assert report["ended_by"] == "app" and len(report["heard_segments"]) == 3  # greeting, prompt, farewell
     assert records(settings)[0][-1]["reason"] == "the caller stayed silent"
 
 
-def test_outbound_call_talks_once_answered(agent_settings, engines, zuckzapgo, utterance):
+def test_outbound_call_talks_once_answered(agent_settings, engines, clock, llm, zuckzapgo, utterance):
     settings = agent_settings(llm_model="goodbye")
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines, FastClock(SPEED)) as agent:
+        async with running(settings, engines, clock, zuckzapgo, llm) as agent:
             dialing = asyncio.create_task(agent.call("5521977776666"))
             for _ in range(100):
                 calls = (await phone.http.get("/_fake/calls")).json()
                 if calls:
                     break
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.06)
             (call_id,) = calls
             await phone.reply_after(call_id, 0.0)
             await phone.say(call_id, utterance)
             reason = await asyncio.wait_for(dialing, 30)
             return reason, await phone.report(call_id)
 
-    reason, report = asyncio.run(scenario())
+    reason, report = clock.run(scenario())
     assert reason == "the bot ended the call"
     assert report["direction"] == "outbound" and report["ended_by"] == "app"
     assert all(entry["t"] is not None for entry in report["client_log"])  # nothing sent before the answer
@@ -180,91 +198,83 @@ def test_outbound_call_talks_once_answered(agent_settings, engines, zuckzapgo, u
     (False, [], 409, "zapvoice zuckzapgo setup"),
     (True, ["5521900000000"], 502, "unreachable"),
 ])
-def test_outbound_dial_failures_say_what_to_do(make_settings, engines, enabled, unreachable, status, says):
-    running = serve_in_thread(build_fake_zuckzapgo(INSTANCE_TOKEN, frame_s=FRAME_S, enabled=enabled))
-    try:
-        httpx.put(f"{running.url}/_fake/unreachable", json={"phones": unreachable})
-        settings = make_settings(zuckzapgo_url=running.url, zuckzapgo_token=INSTANCE_TOKEN)
+def test_outbound_dial_failures_say_what_to_do(make_settings, engines, clock, llm, enabled, unreachable, status,
+                                               says):
+    zuckzapgo = ServedHere(build_fake_zuckzapgo(INSTANCE_TOKEN, enabled=enabled, clock=clock))
+    settings = make_settings(zuckzapgo_url=zuckzapgo.url, zuckzapgo_token=INSTANCE_TOKEN, llm_url=f"{llm.url}/v1")
 
-        async def scenario():
-            async with running_agent(settings, engines, FastClock(SPEED)) as agent:
-                with pytest.raises(ZuckZapGoError) as failure:
-                    await agent.call("5521900000000")
-                return failure.value
-        error = asyncio.run(scenario())
-    finally:
-        running.stop()
+    async def scenario():
+        async with running(settings, engines, clock, zuckzapgo, llm) as agent:
+            await Harness(zuckzapgo.url).http.put("/_fake/unreachable", json={"phones": unreachable})
+            with pytest.raises(ZuckZapGoError) as failure:
+                await agent.call("5521900000000")
+            return failure.value
+    error = clock.run(scenario())
     assert error.status == status and says in error.message
 
 
-def test_a_zuckzapgo_restart_ends_the_call_alone_and_the_agent_carries_on(agent_settings, engines, zuckzapgo,
+def test_a_zuckzapgo_restart_ends_the_call_alone_and_the_agent_carries_on(agent_settings, engines, clock, llm, zuckzapgo,
                                                                           utterance, caplog):
     settings = agent_settings()
     caplog.set_level(logging.DEBUG)
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines, FastClock(SPEED)) as agent:
+        await zuckzapgo.start()
+        async with llm.serving(), running_agent(settings, engines, clock) as agent:
             await phone.greeted()
-            state = zuckzapgo.server.config.app.state.fake_state
-            await asyncio.to_thread(zuckzapgo.stop)
+            await zuckzapgo.stop()
             for _ in range(200):
                 if not agent.calls and agent.reachable is False:
                     break
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.06)
             assert not agent.calls and agent.reachable is False
-            restarted = await asyncio.to_thread(
-                serve_in_thread, build_fake_zuckzapgo(INSTANCE_TOKEN, frame_s=FRAME_S, state=state),
-                port=zuckzapgo.port)
-            try:
+            state = zuckzapgo.app.state.fake_state
+            restarted = ServedHere(build_fake_zuckzapgo(INSTANCE_TOKEN, state=state, clock=clock), port=zuckzapgo.port)
+            async with restarted.serving():
                 phone = Harness(restarted.url)
                 second = await phone.ring()
                 return await phone.reply_after(second, 0.0)
-            finally:
-                await asyncio.to_thread(restarted.stop)
 
-    report = asyncio.run(scenario())
+    report = clock.run(scenario())
     assert report["answered_at"] is not None and report["heard_segments"]
     ended = [e for call in records(settings) for e in call if e["event"] == "call_ended"]
     assert ended[0]["reason"] == "media socket closed"
     assert INSTANCE_TOKEN not in caplog.text
 
 
-def test_calls_beyond_the_maximum_are_declined(agent_settings, engines, zuckzapgo):
+def test_calls_beyond_the_maximum_are_declined(agent_settings, engines, clock, llm, zuckzapgo):
     settings = agent_settings(agent_max_calls=1)
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines, FastClock(SPEED)):
+        async with running(settings, engines, clock, zuckzapgo, llm):
             first = await phone.ring("5521911111111")
             await phone.until(first, lambda r: r["answered_at"] is not None)
             second = await phone.ring("5521922222222")
             return await phone.until(second, lambda r: r["ended_at"] is not None)
 
-    report = asyncio.run(scenario())
+    report = clock.run(scenario())
     assert report["answered_at"] is None and report["ended_by"] == "app"
 
 
-def test_the_offer_webhook_answers_without_waiting_for_the_poll(agent_settings, engines, zuckzapgo):
+def test_the_offer_webhook_answers_without_waiting_for_the_poll(agent_settings, engines, clock, llm, zuckzapgo):
     settings = agent_settings(zuckzapgo_poll_s=30.0)
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines, FastClock(SPEED)) as agent:
-            app = serve_in_thread(create_agent_app(agent, "hook-secret"))
-            try:
+        async with running(settings, engines, clock, zuckzapgo, llm) as agent:
+            async with ServedHere(create_agent_app(agent, "hook-secret")).serving() as app:
                 async with httpx.AsyncClient(base_url=app.url) as client:
                     assert (await client.post("/zuckzapgo/webhook?secret=wrong", json={})).status_code == 401
                     while agent.reachable is None:  # the first poll
-                        await asyncio.sleep(0.02)
+                        await asyncio.sleep(0.06)
                     assert (await client.get("/health")).json()["zuckzapgo"] == "reachable"
                 await phone.http.put("/_fake/webhook", json={"url": f"{app.url}/zuckzapgo/webhook?secret=hook-secret"})
                 call_id = await phone.ring()
                 return await phone.until(call_id, lambda r: r["answered_at"] is not None, timeout_s=5)
-            finally:
-                await asyncio.to_thread(app.stop)
 
-    report = asyncio.run(scenario())
+    report = clock.run(scenario())
     assert report["webhook_status"] == 200 and report["answer_delay_s"] < 1.0
 
 
@@ -307,18 +317,19 @@ def test_the_instance_token_never_reaches_a_message():
     assert failure.value.status == 0 and "tok/en" not in failure.value.message
 
 
-def test_audio_frames_are_exactly_1920_bytes_and_never_far_ahead(agent_settings, engines, zuckzapgo, utterance):
+def test_audio_frames_are_exactly_1920_bytes_and_never_far_ahead(agent_settings, engines, clock, llm, zuckzapgo,
+                                                                 utterance):
     settings = agent_settings(llm_model="story")
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, engines, FastClock(SPEED)):
+        async with running(settings, engines, clock, zuckzapgo, llm):
             call_id = await phone.greeted()
             end = await phone.say(call_id, utterance)
             await phone.reply_after(call_id, end)
             return await phone.report(call_id)
 
-    report = asyncio.run(scenario())
+    report = clock.run(scenario())
     sizes = {entry["size"] for entry in report["client_log"]}
     assert sizes == {1920}
     assert report["max_queue_frames"] <= 3

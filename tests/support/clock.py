@@ -8,8 +8,9 @@ test sees is the same on every run. Computation takes no call time.
 
 What runs on it must live on that loop: peers served with tests.support.servers.serving_here, not
 in a thread or another process, whose work the loop cannot see (time would jump while they
-worked). Sockets between tasks of the loop are sound: loopback delivers a write before send()
-returns, so the poll before each jump sees it.
+worked). Sockets between tasks of the loop are sound when they set TCP_NODELAY (asyncio does for
+the sockets it creates; see ServedHere for one it is given): loopback then delivers a write before
+send() returns, so the poll before each jump sees it.
 
 FastClock runs `speed` times faster than real time, for tests whose peers are other processes.
 """

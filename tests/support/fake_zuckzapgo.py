@@ -22,9 +22,9 @@ socket at once; a remote hangup takes the call out of /call/status at once and c
 `ws_close_after_s` later. Outbound calls go calling → ringing → active after `answer_after_s` (None: never
 answered, they end by timeout after 30 s like an unanswered inbound call); their callee makes -60 dBFS noise.
 
-Call seconds: one frame is 60 ms of audio, so `frame_s` below 0.06 runs the whole fake faster than real time
-(frame_s=0.02: 3x, for an agent on a matching fast clock). Every duration it takes (answer_after_s,
-ws_close_after_s, ring_timeout_s) and every time it reports is in call seconds: real seconds x 0.06 / frame_s.
+Call seconds: one frame is 60 ms of audio, so `frame_s` below 0.06 runs the whole fake faster than its clock
+(real time, or a test's VirtualClock when served from that test's loop). Every duration it takes (answer_after_s,
+ws_close_after_s, ring_timeout_s) and every time it reports is in call seconds: clock seconds x 0.06 / frame_s.
 Reports: *_at since the fake started; client_log t, heard and caller segments since the answer, where tick k
 covers [k * 0.06, (k + 1) * 0.06).
 
@@ -53,7 +53,6 @@ import io
 import json
 import re
 import secrets
-import time
 import wave
 from collections import deque
 from dataclasses import dataclass, field
@@ -66,6 +65,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
+
+from zapvoice.agent.clock import Clock, MonotonicClock
 
 RATE = 16000
 FRAME_BYTES = 1920
@@ -231,11 +232,12 @@ class Call:
 
 class FakeEngine:
     def __init__(self, token: str, frame_s: float, state: FakeState, answer_after_s: float | None,
-                 ws_close_after_s: float):
+                 ws_close_after_s: float, clock: Clock):
         self.token, self.frame_s, self.state = token, frame_s, state
         self.speed = FRAME_CALL_S / frame_s
         self.answer_after_s, self.ws_close_after_s = answer_after_s, ws_close_after_s
-        self.origin = time.monotonic()
+        self.clock = clock
+        self.origin = clock.now()
         self.active = dict(state.config)  # the config the engine attached with at the last connect
         self.calls: dict[str, Call] = {}
         self.requests: list[dict] = []
@@ -243,10 +245,10 @@ class FakeEngine:
 
     def now(self) -> float:
         """Call seconds since the fake started."""
-        return round((time.monotonic() - self.origin) * self.speed, 3)
+        return round((self.clock.now() - self.origin) * self.speed, 3)
 
     async def sleep(self, call_s: float) -> None:
-        await asyncio.sleep(max(0.0, call_s) / self.speed)
+        await self.clock.sleep(max(0.0, call_s) / self.speed)
 
     @property
     def enabled(self) -> bool:
@@ -287,14 +289,14 @@ class FakeEngine:
 
     def activate(self, call: Call) -> None:
         call.state, call.answered_at = "active", self.now()
-        self.spawn(self._media(call, time.monotonic()))
+        self.spawn(self._media(call, self.clock.now()))
 
     async def _media(self, call: Call, answered: float) -> None:
         ticks = 0
         while call.state == "active":
             call.tick()
             ticks += 1
-            await asyncio.sleep(max(0.0, answered + ticks * self.frame_s - time.monotonic()))
+            await self.clock.sleep(answered + ticks * self.frame_s - self.clock.now())
 
     async def _outbound(self, call: Call) -> None:
         after = self.answer_after_s
@@ -564,11 +566,12 @@ class FakeEngine:
 
 def build_fake_zuckzapgo(token: str, frame_s: float = 0.06, state: FakeState | None = None, *,
                          enabled: bool = False, answer_after_s: float | None = 0.5,
-                         ws_close_after_s: float = 3.0) -> Starlette:
+                         ws_close_after_s: float = 3.0, clock: Clock | None = None) -> Starlette:
     """The fake engine as an ASGI app; `enabled` (ignored with a `state`) starts it connected in manual mode
-    subscribed to Message and Call. `app.state.fake_state` is what a restart passes back in."""
+    subscribed to Message and Call. `app.state.fake_state` is what a restart passes back in. `clock`:
+    real time by default; a test's VirtualClock when it is served from that test's loop."""
     engine = FakeEngine(token, frame_s, state if state is not None else FakeState.fresh(enabled),
-                        answer_after_s, ws_close_after_s)
+                        answer_after_s, ws_close_after_s, clock or MonotonicClock())
     app = Starlette(routes=engine.routes(), lifespan=engine.lifespan)
     app.state.fake_state = engine.state
     return app

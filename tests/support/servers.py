@@ -56,24 +56,36 @@ class ServedHere:
     """An app to serve from a test's own loop (one on a virtual clock, which must see its peers' work),
     on a port taken now, so that settings can name its URL before the loop runs."""
 
-    def __init__(self, app):
+    def __init__(self, app, port: int = 0):
         self.app = app
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        # IPPROTO_TCP named, so that asyncio sets TCP_NODELAY on each connection: Nagle would hold a small
+        # write back ~40 ms for the peer's delayed ACK, and a virtual clock would jump past it meanwhile.
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", port))
+        self._listener.listen()
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
 
+    async def start(self) -> None:
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._listener]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("uvicorn did not start")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Stop serving and close the port (a ServedHere on the same port may take it again)."""
+        self._server.should_exit = True
+        await self._task
+        self._listener.close()
+
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[ServedHere]:
-        server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
-        task = asyncio.create_task(server.serve(sockets=[self._listener]))
+        await self.start()
         try:
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn did not start")
-                await asyncio.sleep(0.01)
             yield self
         finally:
-            server.should_exit = True
-            await task
-            self._listener.close()
+            await self.stop()
