@@ -154,7 +154,7 @@ def test_busy_engine_refuses_with_503_before_decoding(make_service, speech, monk
     from tests.conftest import TOKEN
 
     calls = Counter()
-    for module, name in ((providers.service, "decode_audio"), (providers.stt, "check_speech")):
+    for module, name in ((zapvoice.providers.service, "decode_audio"), (zapvoice.providers.stt, "check_speech")):
         monkeypatch.setattr(module, name, counted(getattr(module, name), calls))
     running = make_service(stt_concurrency=1, stt_queue=0)
     release = threading.Event()
