@@ -1,11 +1,14 @@
-"""The fake ZuckZapGo engine the agent's end-to-end tests run against: its API contract and what it measures."""
+"""The fake ZuckZapGo engine the agent's end-to-end tests run against: its API contract and what it measures.
+
+Each test serves the fake from its own loop on a virtual clock (tests/support/clock.py), so the
+durations it measures are exact; times are call seconds."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
-import time
 import wave
 
 import httpx
@@ -18,36 +21,34 @@ from starlette.routing import Route
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.support.clock import VirtualClock
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
-from tests.support.servers import serve_in_thread
+from tests.support.servers import ServedHere
 
 TOKEN = "zzg-test-token"
-FRAME_S = 0.02  # 3x real time
-FRAME_AUDIO_S = 0.06
+FRAME_S = 0.06
 NOT_ENABLED = "calls engine not enabled: PUT /call/config then reconnect"
 LOUD = (np.sin(np.arange(960) * 2 * np.pi * 440 / 16000) * 8000).astype("<i2").tobytes()  # -15 dBFS
 QUIET = bytes(1920)
 
 
 @pytest.fixture()
-def start_fake():
-    started = []
-
-    def start(port: int = 0, **options):
-        options.setdefault("frame_s", FRAME_S)
-        app = build_fake_zuckzapgo(TOKEN, **options)
-        running = serve_in_thread(app, port=port)
-        running.app = app
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        running.stop()
+def clock() -> VirtualClock:
+    return VirtualClock()
 
 
-def api(fake) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=fake.url, headers={"token": TOKEN}, timeout=5)
+@pytest.fixture()
+def start_fake(clock):
+    def start(port: int = 0, **options) -> ServedHere:
+        return ServedHere(build_fake_zuckzapgo(TOKEN, clock=clock, **options), port=port)
+    return start
+
+
+@contextlib.asynccontextmanager
+async def api(fake: ServedHere):
+    """Serve the fake from the test's loop, and a client of its REST API."""
+    async with fake.serving(), httpx.AsyncClient(base_url=fake.url, headers={"token": TOKEN}, timeout=5) as http:
+        yield http
 
 
 def stream(fake, call_id: str, token: str = TOKEN):
@@ -75,7 +76,7 @@ async def closed_within(ws, seconds: float) -> bool:
     return True
 
 
-def test_envelopes_token_and_a_disabled_engine(start_fake):
+def test_envelopes_token_and_a_disabled_engine(start_fake, clock):
     async def main():
         fake = start_fake()
         async with api(fake) as http:
@@ -96,10 +97,10 @@ def test_envelopes_token_and_a_disabled_engine(start_fake):
             assert [(entry["method"], entry["path"], entry["token_ok"]) for entry in log[:3]] == [
                 ("GET", "/call/config", True), ("GET", "/call/config", False), ("GET", "/call/status", True)]
             assert log[3]["json"] == {"phone": "5521988887777"}
-    asyncio.run(main())
+    clock.run(main())
 
 
-def test_config_takes_effect_only_after_a_reconnect(start_fake):
+def test_config_takes_effect_only_after_a_reconnect(start_fake, clock):
     async def main():
         fake = start_fake()
         async with api(fake) as http:
@@ -132,10 +133,10 @@ def test_config_takes_effect_only_after_a_reconnect(start_fake):
                 ("POST", "/session/disconnect"), ("POST", "/session/disconnect"), ("POST", "/session/connect")]
             connects = [entry["json"] for entry in log if entry["path"] == "/session/connect"]
             assert connects[-1] == {"Subscribe": ["Message", "Call"], "Immediate": True}
-    asyncio.run(main())
+    clock.run(main())
 
 
-def test_an_inbound_call_rings_is_answered_and_ends_by_timeout_or_session(start_fake):
+def test_an_inbound_call_rings_is_answered_and_ends_by_timeout_or_session(start_fake, clock):
     async def main():
         fake = start_fake(enabled=True)
         async with api(fake) as http:
@@ -146,12 +147,12 @@ def test_an_inbound_call_rings_is_answered_and_ends_by_timeout_or_session(start_
                 "callId": call_id, "peer": "5521999990000@s.whatsapp.net", "state": "ringing",
                 "direction": "inbound", "video": False, "recording": False}
             assert (await http.post("/call/answer", json={"callId": call_id.upper()})).status_code == 404
-            await asyncio.sleep(0.1)  # 0.3 call seconds at 3x
+            await asyncio.sleep(0.3)
             assert (await http.post("/call/answer", json={"callId": call_id})).json()["data"] == {"ok": True}
             assert (await http.post("/call/answer", json={"callId": call_id})).status_code == 409
             assert (await http.get("/call/status")).json()["data"]["calls"][0]["state"] == "active"
             answered = await report(http, call_id)
-            assert answered["answer_delay_s"] >= 0.29 and answered["answered_at"] > answered["ringing_at"]
+            assert answered["answer_delay_s"] == pytest.approx(0.3) and answered["answered_at"] > answered["ringing_at"]
 
             unanswered = (await http.post("/_fake/inbound",
                                           json={"from": "5521999990001", "ring_timeout_s": 0.2})).json()
@@ -163,10 +164,10 @@ def test_an_inbound_call_rings_is_answered_and_ends_by_timeout_or_session(start_
             ended = await report(http, call_id)
             assert (ended["state"], ended["ended_by"]) == ("ended", "session")
             assert (await http.get("/_fake/calls")).json() == [call_id, unanswered["callId"]]
-    asyncio.run(main())
+    clock.run(main())
 
 
-def test_the_socket_carries_the_callers_audio_and_a_burst_queues_up(start_fake):
+def test_the_socket_carries_the_callers_audio_and_a_burst_queues_up(start_fake, clock):
     async def main():
         fake = start_fake(enabled=True)
         async with api(fake) as http:
@@ -193,25 +194,25 @@ def test_the_socket_carries_the_callers_audio_and_a_burst_queues_up(start_fake):
         assert first["t"] > 0 and second["queue_frames"] in (10, 11)
         assert result["client_messages"] == 11 and result["client_bad_sizes"] == 1
         [(start, end)] = result["heard_segments"]
-        assert end - start == pytest.approx(20 * FRAME_AUDIO_S)
+        assert end - start == pytest.approx(20 * FRAME_S)
         assert result["underrun_ticks"] == 0 and result["caller_segments"] == [[said["start_s"], said["end_s"]]]
         heard = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
         assert (wav.getframerate(), wav.getnchannels()) == (16000, 1)
         assert len(heard) == round(result["heard_s"] * 16000)
         assert heard[round(start * 16000):round(end * 16000)].tobytes() == LOUD * 20
-    asyncio.run(main())
+    clock.run(main())
 
 
-def test_paced_frames_keep_the_queue_short_and_gaps_count_as_underruns(start_fake):
+def test_paced_frames_keep_the_queue_short_and_gaps_count_as_underruns(start_fake, clock):
     async def main():
         fake = start_fake(enabled=True)
         async with api(fake) as http:
             call_id = await answered_call(http)
             async with stream(fake, call_id) as ws:
                 await ws.send(LOUD)  # one frame of lead
-                began = time.monotonic()
+                began = clock.now()
                 for k in range(1, 31):
-                    await asyncio.sleep(max(0.0, began + k * FRAME_S - time.monotonic()))
+                    await clock.sleep(began + k * FRAME_S - clock.now())
                     if not 10 <= k < 13:  # fall behind real time for three frames
                         await ws.send(LOUD)
                 await asyncio.sleep(10 * FRAME_S)  # 0.6 s of silence, then a new segment
@@ -219,15 +220,15 @@ def test_paced_frames_keep_the_queue_short_and_gaps_count_as_underruns(start_fak
                 await asyncio.sleep(10 * FRAME_S)
             return await report(http, call_id)
 
-    result = asyncio.run(main())
+    result = clock.run(main())
     assert result["max_queue_frames"] <= 3
     [(start, end), (again, stop)] = result["heard_segments"]  # a gap shorter than 0.3 s stays in one segment
-    assert stop - again == pytest.approx(2 * FRAME_AUDIO_S) and again - end >= 0.3
+    assert stop - again == pytest.approx(2 * FRAME_S) and again - end >= 0.3
     assert 2 <= result["underrun_ticks"] <= 5  # the lead frame covers one of the three
-    assert end - start == pytest.approx((28 + result["underrun_ticks"]) * FRAME_AUDIO_S)
+    assert end - start == pytest.approx((28 + result["underrun_ticks"]) * FRAME_S)
 
 
-def test_a_partial_frame_is_counted_and_zero_padded_and_text_is_ignored(start_fake):
+def test_a_partial_frame_is_counted_and_zero_padded_and_text_is_ignored(start_fake, clock):
     async def main():
         fake = start_fake(enabled=True)
         async with api(fake) as http:
@@ -242,29 +243,29 @@ def test_a_partial_frame_is_counted_and_zero_padded_and_text_is_ignored(start_fa
         [loud] = [frame for frame in heard if frame.any()]
         assert loud.tobytes() == LOUD[:1000] + bytes(920)
         assert (result["client_messages"], result["client_bad_sizes"], result["client_text_messages"]) == (1, 1, 1)
-    asyncio.run(main())
+    clock.run(main())
 
 
-def test_a_remote_hangup_leaves_the_socket_open_for_a_while(start_fake):
+def test_a_remote_hangup_leaves_the_socket_open_for_a_while(start_fake, clock):
     async def main():
-        fake = start_fake(enabled=True, ws_close_after_s=1.5)  # 0.5 s real
+        fake = start_fake(enabled=True, ws_close_after_s=1.5)
         async with api(fake) as http:
             call_id = await answered_call(http)
             async with stream(fake, call_id) as ws:
                 await ws.recv()
                 assert (await http.post(f"/_fake/calls/{call_id}/hangup")).status_code == 200
-                hung_up = time.monotonic()
+                hung_up = clock.now()
                 assert (await http.get("/call/status")).json()["data"]["calls"] == []
                 await ws.send(LOUD * 2)
                 assert await closed_within(ws, 2)
-                waited = time.monotonic() - hung_up
+                waited = clock.now() - hung_up
             result = await report(http, call_id)
-        assert 0.4 <= waited <= 1.0
+        assert waited == pytest.approx(1.5)
         assert (result["ended_by"], result["ws_closed_by"], result["client_frames_after_end"]) == ("peer", "engine", 2)
-    asyncio.run(main())
+    clock.run(main())
 
 
-def test_app_hangup_closes_the_socket_at_once_and_sockets_are_refused(start_fake):
+def test_app_hangup_closes_the_socket_at_once_and_sockets_are_refused(start_fake, clock):
     async def main():
         fake = start_fake(enabled=True)
         async with api(fake) as http:
@@ -288,12 +289,12 @@ def test_app_hangup_closes_the_socket_at_once_and_sockets_are_refused(start_fake
             result = await report(http, call_id)
         assert (result["ended_by"], result["ws_closed_by"], result["ws_refused"]) == ("app", "engine", 1)
         assert (result["hangup_requests"], result["ws_connections"]) == (2, 1)
-    asyncio.run(main())
+    clock.run(main())
 
 
-def test_dial_validates_reaches_and_is_answered(start_fake):
+def test_dial_validates_reaches_and_is_answered(start_fake, clock):
     async def main():
-        fake = start_fake(enabled=True, frame_s=0.06, answer_after_s=0.4)  # real time: rings at 0.2 s
+        fake = start_fake(enabled=True, answer_after_s=0.4)  # rings at 0.2 s
         async with api(fake) as http:
             for phone in ["+5521988887777", "55 21 98888", "1234567890123456", 5521988887777]:
                 assert (await http.post("/call/dial", json={"phone": phone})).status_code == 400
@@ -311,21 +312,21 @@ def test_dial_validates_reaches_and_is_answered(start_fake):
             assert (call["direction"], call["peer"]) == ("outbound", "5521988887777@s.whatsapp.net")
             result = await report(http, call_id)
             assert result["answered_at"] - result["ringing_at"] == pytest.approx(0.2, abs=0.05)
-    asyncio.run(main())
+    clock.run(main())
 
 
-def test_an_inbound_offer_is_posted_to_the_webhook_while_subscribed_to_calls(start_fake):
+def test_an_inbound_offer_is_posted_to_the_webhook_while_subscribed_to_calls(start_fake, clock):
     received = []
 
     async def hook(request: Request):
         received.append(await request.json())
         return JSONResponse({"ok": True})
 
-    receiver = serve_in_thread(Starlette(routes=[Route("/hook", hook, methods=["POST"])]))
+    receiver = ServedHere(Starlette(routes=[Route("/hook", hook, methods=["POST"])]))
 
     async def main():
         fake = start_fake(enabled=True)
-        async with api(fake) as http:
+        async with receiver.serving(), api(fake) as http:
             await http.put("/_fake/webhook", json={"url": f"{receiver.url}/hook"})
             call_id = (await http.post("/_fake/inbound", json={"from": "5521999990000"})).json()["callId"]
             await asyncio.sleep(0.3)
@@ -337,13 +338,10 @@ def test_an_inbound_offer_is_posted_to_the_webhook_while_subscribed_to_calls(sta
             await http.post("/_fake/inbound", json={"from": "5521999990001"})
             await asyncio.sleep(0.3)
             assert len(received) == 1
-    try:
-        asyncio.run(main())
-    finally:
-        receiver.stop()
+    clock.run(main())
 
 
-def test_a_restart_on_the_same_port_keeps_the_config_and_drops_the_calls(start_fake):
+def test_a_restart_on_the_same_port_keeps_the_config_and_drops_the_calls(start_fake, clock):
     async def before():
         async with api(first) as http:
             await http.put("/call/config", json={"callsEnabled": True, "callInboundMode": "manual"})
@@ -361,8 +359,7 @@ def test_a_restart_on_the_same_port_keeps_the_config_and_drops_the_calls(start_f
             assert (await http.get("/_fake/requests")).json()[0]["path"] == "/call/config"
 
     first = start_fake()
-    call_id = asyncio.run(before())
-    first.stop()
+    call_id = clock.run(before())
     second = start_fake(port=first.port, state=first.app.state.fake_state)
     assert second.url == first.url
-    asyncio.run(after())
+    clock.run(after())

@@ -66,6 +66,7 @@ class ServedHere:
         self._listener.listen()
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
         self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
