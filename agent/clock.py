@@ -1,7 +1,7 @@
 """The time source of the conversation: pacing, idle prompts and call limits all read it.
 
-Passing the clock in (instead of calling time.monotonic everywhere) lets tests run a call
-faster than real time; see tests/support/clock.py.
+Passing the clock in (instead of calling time.monotonic everywhere) lets tests run a call on
+a virtual clock, in no more time than its computation takes; see tests/support/clock.py.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ import pytest
 import soundfile
 
 from zapvoice.agent.backends import Backends
+from zapvoice.agent.clock import MonotonicClock
 from zapvoice.agent.gateway.commands import serving
 from zapvoice.providers.llm import OpenAIChat
-from tests.support.clock import FastClock
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
 from tests.support.gateway_caller import GatewayCaller
 from tests.support.servers import serve_in_thread
@@ -69,7 +69,7 @@ def test_a_whatsapp_call_understands_the_caller_and_is_understood(settings, real
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running_agent(settings, real_engines, FastClock(1.0)):
+        async with running_agent(settings, real_engines, MonotonicClock()):
             call_id = await phone.greeted()
             end = await phone.say(call_id, to_int16(read_clip(clip)).tobytes())
             await phone.reply_after(call_id, end, quiet_s=1.5)
@@ -94,7 +94,7 @@ def test_a_gateway_call_in_mulaw_understands_the_caller_and_is_understood(settin
         stt, tts = real_engines
         backends = Backends(stt, OpenAIChat(settings), tts)
         try:
-            async with serving(settings, backends, FastClock(1.0)) as server:
+            async with serving(settings, backends, MonotonicClock()) as server:
                 async with GatewayCaller(f"ws://127.0.0.1:{server.port}", rate=8000, encoding="mulaw") as phone:
                     await phone.call()
                     await phone.reply_after(0.0)  # the greeting

@@ -1,4 +1,4 @@
-"""Clocks for tests: a virtual one for calls run in this process, a sped-up real one for subprocesses.
+"""A virtual clock for tests of calls run in this process.
 
 VirtualClock is the clock of an event loop whose time passes only when nothing can run: when every
 task waits on a timer, no I/O is ready and no executor job (an engine, a DNS lookup) is running,
@@ -6,20 +6,20 @@ the loop jumps to the next deadline instead of sleeping. A minute of call then t
 its computation, and the load on the machine cannot shift one event against another, so what a
 test sees is the same on every run. Computation takes no call time.
 
-What runs on it must live on that loop: peers served with tests.support.servers.serving_here, not
+What runs on it must live on that loop: peers served with tests.support.servers.ServedHere, not
 in a thread or another process, whose work the loop cannot see (time would jump while they
 worked). Sockets between tasks of the loop are sound when they set TCP_NODELAY (asyncio does for
 the sockets it creates; see ServedHere for one it is given): loopback then delivers a write before
 send() returns, so the poll before each jump sees it.
 
-FastClock runs `speed` times faster than real time, for tests whose peers are other processes.
+Tests whose peers are other processes (the CLI tests) or real models at their real speed (the
+real tier) keep real time: zapvoice.agent.clock.MonotonicClock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import selectors
-import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -89,15 +89,3 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def _job_done(self, _future: asyncio.Future) -> None:
         self._jumping.jobs -= 1
-
-
-class FastClock:
-    def __init__(self, speed: float):
-        self.speed = speed
-        self._origin = time.monotonic()
-
-    def now(self) -> float:
-        return (time.monotonic() - self._origin) * self.speed
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self.speed)
