@@ -12,8 +12,9 @@ from zapvoice.providers.engines import Engines
 from zapvoice.providers.service import create_app
 from tests.model_builders.piper_voice import build_sine_voice
 from tests.model_builders.whisper import build_scripted_whisper
+from tests.support.clock import VirtualClock
 from tests.support.fake_llm import build_fake_llm
-from tests.support.servers import serve_config_in_thread, serve_in_thread
+from tests.support.servers import ServedHere, serve_config_in_thread, serve_in_thread
 from zapvoice.http_server import server_config
 from zapvoice.settings import Settings
 
@@ -41,6 +42,19 @@ def own_fake_llm_log(request):
     """A test that inspects the session's fake LLM sees only its own requests, not an earlier test's."""
     if "fake_llm" in request.fixturenames:
         request.getfixturevalue("fake_llm").requests.clear()
+
+
+@pytest.fixture()
+def clock() -> VirtualClock:
+    """The test's virtual clock: run its scenario with clock.run() (tests/support/clock.py)."""
+    return VirtualClock()
+
+
+@pytest.fixture()
+def loop_llm() -> ServedHere:
+    """A fake LLM of the test's own, to serve from its loop (loop_llm.serving()): on a virtual clock,
+    the session's fake_llm, in a thread, would answer while call time jumped ahead."""
+    return ServedHere(build_fake_llm())
 
 
 @pytest.fixture(scope="session")

@@ -201,7 +201,8 @@ def test_a_failed_transcription_is_answered_and_the_call_goes_on(tmp_path, utter
     script = [UntilBotDone(), Say(utterance), UntilBotDone(), Wait(1), Say(utterance), UntilBotDone(), HangUp()]
     assert call.play(script) == "remote hangup"
     spoken = [text for text, _ in tts.texts]
-    assert spoken == ["Olá! Como posso ajudar?", "Desculpe, não consegui responder agora. Pode repetir?", "Agora sim."]
+    assert spoken == ["Olá! Como posso ajudar?", "Desculpe, não consegui responder agora. Pode repetir?",
+                      "Agora sim."]
     assert stt.failures == 0 and len(stt.calls) == 2
 
 

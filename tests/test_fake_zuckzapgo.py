@@ -21,7 +21,6 @@ from starlette.routing import Route
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support.clock import VirtualClock
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
 from tests.support.servers import ServedHere
 
@@ -30,11 +29,6 @@ FRAME_S = 0.06
 NOT_ENABLED = "calls engine not enabled: PUT /call/config then reconnect"
 LOUD = (np.sin(np.arange(960) * 2 * np.pi * 440 / 16000) * 8000).astype("<i2").tobytes()  # -15 dBFS
 QUIET = bytes(1920)
-
-
-@pytest.fixture()
-def clock() -> VirtualClock:
-    return VirtualClock()
 
 
 @pytest.fixture()

@@ -30,7 +30,6 @@ from zapvoice.agent.gateway.protocol import GatewaySocket
 from zapvoice.providers.engines import load_voices, load_whisper
 from zapvoice.providers.llm import OpenAIChat
 from tests.support.clock import VirtualClock
-from tests.support.fake_llm import build_fake_llm
 from tests.support.gateway_caller import GatewayCaller
 from tests.support.servers import ServedHere
 from tests.support.speech import speak
@@ -50,32 +49,21 @@ def utterance() -> np.ndarray:
 
 
 @pytest.fixture()
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture()
-def llm() -> ServedHere:
-    """This test's fake LLM, served from its loop by gateway(): the virtual clock sees its pauses."""
-    return ServedHere(build_fake_llm())
-
-
-@pytest.fixture()
-def gateway_settings(make_settings, tmp_path, llm):
+def gateway_settings(make_settings, tmp_path, loop_llm):
     def make(**overrides):
         values = dict(gateway_port=0, agent_record_dir=tmp_path / "calls", agent_greeting=GREETING,
-                      agent_idle_prompt_s=60.0, llm_url=f"{llm.url}/v1")
+                      agent_idle_prompt_s=60.0, llm_url=f"{loop_llm.url}/v1")
         values.update(overrides)
         return make_settings(**values)
     return make
 
 
 @contextlib.asynccontextmanager
-async def gateway(settings, engines, clock: VirtualClock, llm: ServedHere, echo: bool = False):
+async def gateway(settings, engines, clock: VirtualClock, loop_llm: ServedHere, echo: bool = False):
     stt, tts = engines
     backends = None if echo else Backends(stt, OpenAIChat(settings), tts)
     try:
-        async with llm.serving(), serving(settings, backends, clock) as server:
+        async with loop_llm.serving(), serving(settings, backends, clock) as server:
             yield server
     finally:
         if backends is not None:
@@ -101,12 +89,12 @@ async def until(check, timeout_s: float = 10.0) -> None:
 
 
 @pytest.mark.parametrize("rate, encoding", [(8000, "pcm16"), (16000, "pcm16"), (8000, "mulaw")])
-def test_a_call_greets_answers_two_turns_and_ends_when_the_caller_hangs_up(gateway_settings, engines, clock, llm,
+def test_a_call_greets_answers_two_turns_and_ends_when_the_caller_hangs_up(gateway_settings, engines, clock, loop_llm,
                                                                            utterance, rate, encoding):
     settings = gateway_settings(gateway_sample_rate=rate, gateway_encoding=encoding)
 
     async def scenario():
-        async with gateway(settings, engines, clock, llm) as server, caller(server, clock) as phone:
+        async with gateway(settings, engines, clock, loop_llm) as server, caller(server, clock) as phone:
             answer_s = await phone.call(caller_id="5521977776666", did="551140041234", session_id="sess-42")
             await phone.reply_after(0.0)  # the greeting
             for _ in range(2):
@@ -131,14 +119,14 @@ def test_a_call_greets_answers_two_turns_and_ends_when_the_caller_hangs_up(gatew
     turns = [entry for entry in call if entry["event"] == "turn"]
     assert [t["user"] for t in turns] == ["", "olá, tudo bem?", "olá, tudo bem?"]
     assert call[-1]["reason"] == "the caller hung up"
-    assert "Caller: 5521977776666." in llm.app.state.requests[-1]["json"]["messages"][0]["content"]
+    assert "Caller: 5521977776666." in loop_llm.app.state.requests[-1]["json"]["messages"][0]["content"]
 
 
-def test_barge_in_stops_the_bot_within_300_ms(gateway_settings, engines, clock, llm, utterance):
+def test_barge_in_stops_the_bot_within_300_ms(gateway_settings, engines, clock, loop_llm, utterance):
     settings = gateway_settings(llm_model="story")
 
     async def scenario():
-        async with gateway(settings, engines, clock, llm) as server, caller(server, clock) as phone:
+        async with gateway(settings, engines, clock, loop_llm) as server, caller(server, clock) as phone:
             await phone.call()
             await phone.reply_after(0.0)
             _, end = await phone.say(utterance)
@@ -155,11 +143,11 @@ def test_barge_in_stops_the_bot_within_300_ms(gateway_settings, engines, clock, 
     assert turns[1]["interrupted"] is True
 
 
-def test_the_bot_hangs_up_once_its_goodbye_has_played(gateway_settings, engines, clock, llm, utterance):
+def test_the_bot_hangs_up_once_its_goodbye_has_played(gateway_settings, engines, clock, loop_llm, utterance):
     settings = gateway_settings(llm_model="goodbye")
 
     async def scenario():
-        async with gateway(settings, engines, clock, llm) as server, caller(server, clock) as phone:
+        async with gateway(settings, engines, clock, loop_llm) as server, caller(server, clock) as phone:
             await phone.call()
             await phone.reply_after(0.0)
             await phone.say(utterance)
@@ -176,23 +164,23 @@ def test_the_bot_hangs_up_once_its_goodbye_has_played(gateway_settings, engines,
     assert records(settings)[0][-1]["reason"] == "the bot ended the call"
 
 
-def test_keys_both_ways_and_configured_key_actions(gateway_settings, engines, clock, llm, utterance):
+def test_keys_both_ways_and_configured_key_actions(gateway_settings, engines, clock, loop_llm, utterance):
     settings = gateway_settings(llm_model="dtmf", gateway_dtmf_actions=["0=hangup", "9=send:*2"],
                                 gateway_dtmf_duration_ms=150)
 
     async def scenario():
-        async with gateway(settings, engines, clock, llm) as server, caller(server, clock) as phone:
+        async with gateway(settings, engines, clock, loop_llm) as server, caller(server, clock) as phone:
             await phone.call()
             await phone.reply_after(0.0)
             _, end = await phone.say(utterance)  # the LLM answers and presses 1, 2, #
             await phone.reply_after(end)
             await phone.until(lambda: len(phone.named("dtmf")) == 3)
-            asked = len(llm.app.state.requests)
+            asked = len(loop_llm.app.state.requests)
             pressed = phone.now()
             await phone.press("5")  # a turn of its own (answered with 1, 2, # again)
             await phone.reply_after(pressed)
             await phone.until(lambda: len(phone.named("dtmf")) == 6)
-            keys_turn = llm.app.state.requests[asked]["json"]["messages"][-1]
+            keys_turn = loop_llm.app.state.requests[asked]["json"]["messages"][-1]
             await phone.press("9")  # the server presses * 2
             await phone.until(lambda: len(phone.named("dtmf")) == 8)
             pressed = phone.now()
@@ -213,11 +201,11 @@ def test_keys_both_ways_and_configured_key_actions(gateway_settings, engines, cl
     assert sum(1 for e in call if e["event"] == "turn" and e["user"] == KEYS_PRESSED.format(digits="5")) == 1
 
 
-def test_echo_mode_plays_the_protocols_example_flow(gateway_settings, engines, clock, llm, utterance):
+def test_echo_mode_plays_the_protocols_example_flow(gateway_settings, engines, clock, loop_llm, utterance):
     settings = gateway_settings(gateway_echo_hangup_s=4.0, gateway_encoding="alaw")
 
     async def scenario():
-        async with gateway(settings, engines, clock, llm, echo=True) as server, caller(server, clock) as phone:
+        async with gateway(settings, engines, clock, loop_llm, echo=True) as server, caller(server, clock) as phone:
             await phone.call()
             start, end = await phone.say(utterance)
             await phone.press("3")
@@ -233,7 +221,7 @@ def test_echo_mode_plays_the_protocols_example_flow(gateway_settings, engines, c
     assert phone.max_ahead_s <= 0.1 and {size for _, size in phone.audio} == {160}
 
 
-def test_a_confused_gateway_is_logged_and_ignored(gateway_settings, engines, clock, llm, utterance, caplog):
+def test_a_confused_gateway_is_logged_and_ignored(gateway_settings, engines, clock, loop_llm, utterance, caplog):
     settings = gateway_settings()
     caplog.set_level(logging.DEBUG, logger="zapvoice.agent.gateway")
     garbage = ["not json {", "[1, 2]", json.dumps({"event": "ring"}), json.dumps({"digit": "1"}),
@@ -241,7 +229,7 @@ def test_a_confused_gateway_is_logged_and_ignored(gateway_settings, engines, clo
                "[" * 100_000]  # under the message size limit, but deeper than the JSON parser recurses
 
     async def scenario():
-        async with gateway(settings, engines, clock, llm) as server, caller(server, clock) as phone:
+        async with gateway(settings, engines, clock, loop_llm) as server, caller(server, clock) as phone:
             await phone.send(bytes(320))  # audio before incoming_call
             await phone.send(json.dumps({"event": "dtmf", "digit": "1"}))  # and a key
             for message in garbage:
@@ -273,11 +261,13 @@ def test_a_confused_gateway_is_logged_and_ignored(gateway_settings, engines, clo
     assert [t["user"] for t in turns] == ["", "olá, tudo bem?"]
 
 
-def test_a_gateway_that_vanishes_mid_reply_ends_only_its_own_call(gateway_settings, engines, clock, llm, utterance):
+def test_a_gateway_that_vanishes_mid_reply_ends_only_its_own_call(gateway_settings, engines, clock, loop_llm,
+                                                                  utterance):
     settings = gateway_settings(llm_model="story")
 
     async def scenario():
-        async with gateway(settings, engines, clock, llm) as server, caller(server, clock) as lost, caller(server, clock) as kept:
+        async with (gateway(settings, engines, clock, loop_llm) as server, caller(server, clock) as lost,
+                    caller(server, clock) as kept):
             await lost.call(session_id="lost")
             await kept.call(session_id="kept")
             await lost.reply_after(0.0)
@@ -295,7 +285,7 @@ def test_a_gateway_that_vanishes_mid_reply_ends_only_its_own_call(gateway_settin
     assert reasons == {"kept": "the caller hung up", "lost": "the gateway closed the connection"}
 
 
-def test_hundreds_of_connections_come_and_go_and_leave_nothing_behind(gateway_settings, engines, clock, llm):
+def test_hundreds_of_connections_come_and_go_and_leave_nothing_behind(gateway_settings, engines, clock, loop_llm):
     settings = gateway_settings(gateway_incoming_timeout_s=0.5, agent_record_dir=None)
 
     async def one(server, n: int) -> None:
@@ -316,7 +306,7 @@ def test_hundreds_of_connections_come_and_go_and_leave_nothing_behind(gateway_se
         # kind 0: connect and close at once; kind 1: garbage, then close
 
     async def scenario():
-        async with gateway(settings, engines, clock, llm) as server:
+        async with gateway(settings, engines, clock, loop_llm) as server:
             await asyncio.sleep(0.1)
             baseline = len(asyncio.all_tasks())
             for batch in range(10):
@@ -334,11 +324,12 @@ def test_hundreds_of_connections_come_and_go_and_leave_nothing_behind(gateway_se
     clock.run(scenario())
 
 
-def test_calls_beyond_the_maximum_are_hung_up_unanswered(gateway_settings, engines, clock, llm):
+def test_calls_beyond_the_maximum_are_hung_up_unanswered(gateway_settings, engines, clock, loop_llm):
     settings = gateway_settings(agent_max_calls=1)
 
     async def scenario():
-        async with gateway(settings, engines, clock, llm) as server, caller(server, clock) as first, caller(server, clock) as second:
+        async with (gateway(settings, engines, clock, loop_llm) as server, caller(server, clock) as first,
+                    caller(server, clock) as second):
             await first.call()
             await second.send({"event": "incoming_call", "callerId": "5511900000000", "sessionId": "second"})
             await asyncio.wait_for(second.closed.wait(), 2)
@@ -349,7 +340,7 @@ def test_calls_beyond_the_maximum_are_hung_up_unanswered(gateway_settings, engin
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="makes its certificate with the openssl command")
-def test_health_over_http_and_calls_over_wss(gateway_settings, engines, clock, llm, tmp_path):
+def test_health_over_http_and_calls_over_wss(gateway_settings, engines, clock, loop_llm, tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
@@ -357,7 +348,7 @@ def test_health_over_http_and_calls_over_wss(gateway_settings, engines, clock, l
     settings = gateway_settings(gateway_certfile=cert, gateway_keyfile=key, gateway_echo_hangup_s=1.0)
 
     async def scenario():
-        async with gateway(settings, engines, clock, llm, echo=True) as server:
+        async with gateway(settings, engines, clock, loop_llm, echo=True) as server:
             context = ssl.create_default_context(cafile=str(cert))
             async with httpx.AsyncClient(verify=context) as http:
                 health = (await http.get(f"https://127.0.0.1:{server.port}/health")).json()
@@ -371,13 +362,13 @@ def test_health_over_http_and_calls_over_wss(gateway_settings, engines, clock, l
     assert [e["event"] for _, e in phone.events] == ["answer", "hangup"]
 
 
-def test_audio_flooding_faster_than_real_time_is_dropped_and_the_call_goes_on(gateway_settings, engines, clock, llm,
-                                                                              utterance, caplog):
+def test_audio_flooding_faster_than_real_time_is_dropped_and_the_call_goes_on(gateway_settings, engines, clock,
+                                                                              loop_llm, utterance, caplog):
     settings = gateway_settings(gateway_max_ahead_s=1.0)
     caplog.set_level(logging.DEBUG, logger="zapvoice.agent.gateway")
 
     async def scenario():
-        async with gateway(settings, engines, clock, llm) as server, caller(server, clock) as phone:
+        async with gateway(settings, engines, clock, loop_llm) as server, caller(server, clock) as phone:
             await phone.call()
             await phone.reply_after(0.0)
             for _ in range(1500):  # 30 s of audio at once

@@ -21,7 +21,6 @@ from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
 from zapvoice.providers.engines import load_voices, load_whisper
 from tests.support.clock import VirtualClock
-from tests.support.fake_llm import build_fake_llm
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
 from tests.support.servers import ServedHere, serve_in_thread
 from tests.support.speech import speak
@@ -43,28 +42,17 @@ def utterance() -> bytes:
 
 
 @pytest.fixture()
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture()
-def llm() -> ServedHere:
-    """This test's fake LLM, served from its loop by running(): the virtual clock sees its pauses."""
-    return ServedHere(build_fake_llm())
-
-
-@pytest.fixture()
 def zuckzapgo(clock) -> ServedHere:
     """This test's fake ZuckZapGo, on its clock, served from its loop by running()."""
     return ServedHere(build_fake_zuckzapgo(INSTANCE_TOKEN, enabled=True, clock=clock))
 
 
 @pytest.fixture()
-def agent_settings(make_settings, zuckzapgo, llm, tmp_path):
+def agent_settings(make_settings, zuckzapgo, loop_llm, tmp_path):
     def make(**overrides):
         values = dict(zuckzapgo_url=zuckzapgo.url, zuckzapgo_token=INSTANCE_TOKEN, zuckzapgo_poll_s=POLL_S,
                       agent_record_dir=tmp_path / "calls", agent_greeting="Olá! Aqui é a clínica.",
-                      agent_idle_prompt_s=60.0, llm_url=f"{llm.url}/v1")
+                      agent_idle_prompt_s=60.0, llm_url=f"{loop_llm.url}/v1")
         values.update(overrides)
         return make_settings(**values)
     return make
@@ -76,19 +64,19 @@ def records(settings) -> list[list[dict]]:
 
 
 @contextlib.asynccontextmanager
-async def running(settings, engines, clock, zuckzapgo, llm):
+async def running(settings, engines, clock, zuckzapgo, loop_llm):
     """The fake ZuckZapGo and the fake LLM served from the test's loop, and the agent on its clock."""
-    async with zuckzapgo.serving(), llm.serving(), running_agent(settings, engines, clock) as agent:
+    async with zuckzapgo.serving(), loop_llm.serving(), running_agent(settings, engines, clock) as agent:
         yield agent
 
 
-def test_inbound_call_greeting_three_turns_and_remote_hangup(agent_settings, engines, clock, llm, zuckzapgo,
+def test_inbound_call_greeting_three_turns_and_remote_hangup(agent_settings, engines, clock, loop_llm, zuckzapgo,
                                                              utterance):
     settings = agent_settings()
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running(settings, engines, clock, zuckzapgo, llm) as agent:
+        async with running(settings, engines, clock, zuckzapgo, loop_llm) as agent:
             call_id = await phone.ring()
             report = await phone.until(call_id, lambda r: r["answered_at"] is not None)
             assert report["answer_delay_s"] <= 2 * POLL_S + 0.3
@@ -117,12 +105,12 @@ def test_inbound_call_greeting_three_turns_and_remote_hangup(agent_settings, eng
     assert call[-1] == {**call[-1], "event": "call_ended", "reason": "remote hangup", "turns": 4}
 
 
-def test_barge_in_stops_the_bot_within_a_few_frames(agent_settings, engines, clock, llm, zuckzapgo, utterance):
+def test_barge_in_stops_the_bot_within_a_few_frames(agent_settings, engines, clock, loop_llm, zuckzapgo, utterance):
     settings = agent_settings(llm_model="story")
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running(settings, engines, clock, zuckzapgo, llm):
+        async with running(settings, engines, clock, zuckzapgo, loop_llm):
             call_id = await phone.greeted()
             end = await phone.say(call_id, utterance)
             report = await phone.until(call_id, lambda r: any(seg[0] > end for seg in r["heard_segments"]))
@@ -140,12 +128,12 @@ def test_barge_in_stops_the_bot_within_a_few_frames(agent_settings, engines, clo
     assert turns[1]["interrupted"] is True
 
 
-def test_the_bot_hangs_up_after_saying_goodbye(agent_settings, engines, clock, llm, zuckzapgo, utterance):
+def test_the_bot_hangs_up_after_saying_goodbye(agent_settings, engines, clock, loop_llm, zuckzapgo, utterance):
     settings = agent_settings(llm_model="goodbye")
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running(settings, engines, clock, zuckzapgo, llm):
+        async with running(settings, engines, clock, zuckzapgo, loop_llm):
             call_id = await phone.greeted()
             await phone.say(call_id, utterance)
             return await phone.until(call_id, lambda r: r["ended_at"] is not None)
@@ -156,12 +144,12 @@ def test_the_bot_hangs_up_after_saying_goodbye(agent_settings, engines, clock, l
     assert records(settings)[0][-1]["reason"] == "the bot ended the call"
 
 
-def test_an_idle_caller_is_prompted_then_hung_up_on(agent_settings, engines, clock, llm, zuckzapgo):
+def test_an_idle_caller_is_prompted_then_hung_up_on(agent_settings, engines, clock, loop_llm, zuckzapgo):
     settings = agent_settings(agent_idle_prompt_s=2.0, agent_idle_hangup_s=2.0)
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running(settings, engines, clock, zuckzapgo, llm):
+        async with running(settings, engines, clock, zuckzapgo, loop_llm):
             call_id = await phone.ring()
             return await phone.until(call_id, lambda r: r["ended_at"] is not None)
 
@@ -170,12 +158,12 @@ def test_an_idle_caller_is_prompted_then_hung_up_on(agent_settings, engines, clo
     assert records(settings)[0][-1]["reason"] == "the caller stayed silent"
 
 
-def test_outbound_call_talks_once_answered(agent_settings, engines, clock, llm, zuckzapgo, utterance):
+def test_outbound_call_talks_once_answered(agent_settings, engines, clock, loop_llm, zuckzapgo, utterance):
     settings = agent_settings(llm_model="goodbye")
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running(settings, engines, clock, zuckzapgo, llm) as agent:
+        async with running(settings, engines, clock, zuckzapgo, loop_llm) as agent:
             dialing = asyncio.create_task(agent.call("5521977776666"))
             for _ in range(100):
                 calls = (await phone.http.get("/_fake/calls")).json()
@@ -198,13 +186,13 @@ def test_outbound_call_talks_once_answered(agent_settings, engines, clock, llm, 
     (False, [], 409, "zapvoice zuckzapgo setup"),
     (True, ["5521900000000"], 502, "unreachable"),
 ])
-def test_outbound_dial_failures_say_what_to_do(make_settings, engines, clock, llm, enabled, unreachable, status,
+def test_outbound_dial_failures_say_what_to_do(make_settings, engines, clock, loop_llm, enabled, unreachable, status,
                                                says):
     zuckzapgo = ServedHere(build_fake_zuckzapgo(INSTANCE_TOKEN, enabled=enabled, clock=clock))
-    settings = make_settings(zuckzapgo_url=zuckzapgo.url, zuckzapgo_token=INSTANCE_TOKEN, llm_url=f"{llm.url}/v1")
+    settings = make_settings(zuckzapgo_url=zuckzapgo.url, zuckzapgo_token=INSTANCE_TOKEN, llm_url=f"{loop_llm.url}/v1")
 
     async def scenario():
-        async with running(settings, engines, clock, zuckzapgo, llm) as agent:
+        async with running(settings, engines, clock, zuckzapgo, loop_llm) as agent:
             await Harness(zuckzapgo.url).http.put("/_fake/unreachable", json={"phones": unreachable})
             with pytest.raises(ZuckZapGoError) as failure:
                 await agent.call("5521900000000")
@@ -213,15 +201,15 @@ def test_outbound_dial_failures_say_what_to_do(make_settings, engines, clock, ll
     assert error.status == status and says in error.message
 
 
-def test_a_zuckzapgo_restart_ends_the_call_alone_and_the_agent_carries_on(agent_settings, engines, clock, llm, zuckzapgo,
-                                                                          utterance, caplog):
+def test_a_zuckzapgo_restart_ends_the_call_alone_and_the_agent_carries_on(agent_settings, engines, clock, loop_llm,
+                                                                          zuckzapgo, utterance, caplog):
     settings = agent_settings()
     caplog.set_level(logging.DEBUG)
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
         await zuckzapgo.start()
-        async with llm.serving(), running_agent(settings, engines, clock) as agent:
+        async with loop_llm.serving(), running_agent(settings, engines, clock) as agent:
             await phone.greeted()
             await zuckzapgo.stop()
             for _ in range(200):
@@ -243,12 +231,12 @@ def test_a_zuckzapgo_restart_ends_the_call_alone_and_the_agent_carries_on(agent_
     assert INSTANCE_TOKEN not in caplog.text
 
 
-def test_calls_beyond_the_maximum_are_declined(agent_settings, engines, clock, llm, zuckzapgo):
+def test_calls_beyond_the_maximum_are_declined(agent_settings, engines, clock, loop_llm, zuckzapgo):
     settings = agent_settings(agent_max_calls=1)
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running(settings, engines, clock, zuckzapgo, llm):
+        async with running(settings, engines, clock, zuckzapgo, loop_llm):
             first = await phone.ring("5521911111111")
             await phone.until(first, lambda r: r["answered_at"] is not None)
             second = await phone.ring("5521922222222")
@@ -258,12 +246,12 @@ def test_calls_beyond_the_maximum_are_declined(agent_settings, engines, clock, l
     assert report["answered_at"] is None and report["ended_by"] == "app"
 
 
-def test_the_offer_webhook_answers_without_waiting_for_the_poll(agent_settings, engines, clock, llm, zuckzapgo):
+def test_the_offer_webhook_answers_without_waiting_for_the_poll(agent_settings, engines, clock, loop_llm, zuckzapgo):
     settings = agent_settings(zuckzapgo_poll_s=30.0)
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running(settings, engines, clock, zuckzapgo, llm) as agent:
+        async with running(settings, engines, clock, zuckzapgo, loop_llm) as agent:
             async with ServedHere(create_agent_app(agent, "hook-secret")).serving() as app:
                 async with httpx.AsyncClient(base_url=app.url) as client:
                     assert (await client.post("/zuckzapgo/webhook?secret=wrong", json={})).status_code == 401
@@ -317,13 +305,13 @@ def test_the_instance_token_never_reaches_a_message():
     assert failure.value.status == 0 and "tok/en" not in failure.value.message
 
 
-def test_audio_frames_are_exactly_1920_bytes_and_never_far_ahead(agent_settings, engines, clock, llm, zuckzapgo,
+def test_audio_frames_are_exactly_1920_bytes_and_never_far_ahead(agent_settings, engines, clock, loop_llm, zuckzapgo,
                                                                  utterance):
     settings = agent_settings(llm_model="story")
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
-        async with running(settings, engines, clock, zuckzapgo, llm):
+        async with running(settings, engines, clock, zuckzapgo, loop_llm):
             call_id = await phone.greeted()
             end = await phone.say(call_id, utterance)
             await phone.reply_after(call_id, end)
