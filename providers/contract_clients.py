@@ -1,4 +1,4 @@
-"""Clients of the provider HTTP contract (CONTRACTS.md §1): the same interfaces as the engines in process.
+"""Clients of the provider HTTP contract (docs/contracts.md §1): the same interfaces as the engines in process.
 
 With them the agent can run against any zapvoice service, or any provider that speaks the contract
 ZuckZapGo's ai mode uses: STT takes a WAV and answers {"text"}, LLM takes {"system", "messages"} and

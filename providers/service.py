@@ -1,4 +1,4 @@
-"""The HTTP service ZuckZapGo's ai mode calls: POST /stt, /llm and /tts (CONTRACTS.md §1).
+"""The HTTP service ZuckZapGo's ai mode calls: POST /stt, /llm and /tts (docs/contracts.md §1).
 
 Every failure is a JSON `{"error": "..."}` with a 4xx/5xx status; nothing a client sends can
 crash the process. The engines are loaded before the app is built (a missing model stops

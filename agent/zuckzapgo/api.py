@@ -1,4 +1,4 @@
-"""ZuckZapGo's REST API for calls in manual mode (CONTRACTS.md §2, the calls guide §4-§5).
+"""ZuckZapGo's REST API for calls in manual mode (docs/contracts.md §2, docs/zuckzapgo.md §1-§3).
 
 Every request carries the instance token in a `token:` header; every answer is wrapped as
 {"code", "data", "success"} or {"code", "error", "success": false}. Failures become
@@ -66,7 +66,7 @@ class ZuckZapGoAPI:
         data = answer.get("data")
         return data if isinstance(data, dict) else {}
 
-    # --- configuration (§4.1, §4.2, §5) ---------------------------------------------------------
+    # --- configuration (docs/zuckzapgo.md §2-§3) --------------------------------------------------
 
     async def config(self) -> dict:
         return await self.request("GET", "/call/config")
@@ -98,7 +98,7 @@ class ZuckZapGoAPI:
     async def connect(self, subscribe: list[str]) -> None:
         await self.request("POST", "/session/connect", {"Subscribe": subscribe, "Immediate": True})
 
-    # --- calls (§4.3 - §4.6) --------------------------------------------------------------------
+    # --- calls (docs/zuckzapgo.md §2, §4) --------------------------------------------------------
 
     async def calls(self) -> list[dict]:
         """Live calls; a call that ended is no longer listed."""
@@ -126,7 +126,7 @@ class ZuckZapGoAPI:
         return call_id
 
     def stream_url(self, call_id: str) -> str:
-        """The media WebSocket of a call (§6); holds the token: never log it."""
+        """The media WebSocket of a call (docs/zuckzapgo.md §5); holds the token: never log it."""
         base = "ws" + self.base_url.removeprefix("http")
         return f"{base}/call/{quote(call_id, safe='')}/stream?token={quote(self._token, safe='')}"
 

@@ -1,4 +1,4 @@
-"""A call's media WebSocket (calls guide §6) as a CallLine: s16le, 16 kHz, mono, 1920-byte frames both ways."""
+"""A call's media WebSocket (docs/zuckzapgo.md §5) as a CallLine: s16le, 16 kHz, mono, 1920-byte frames both ways."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class MediaLine:
         await self.ws.send(frame.astype("<i2", copy=False).tobytes())
 
     async def hang_up(self) -> None:
-        """POST /call/hangup, then close the socket (§4.6)."""
+        """POST /call/hangup, then close the socket (docs/zuckzapgo.md §2)."""
         self.hung_up = True
         try:
             await self.api.hang_up(self.call_id)

@@ -1,4 +1,4 @@
-"""`zapvoice zuckzapgo setup`: put an instance's calls engine in manual mode (calls guide §5).
+"""`zapvoice zuckzapgo setup`: put an instance's calls engine in manual mode (docs/zuckzapgo.md §3).
 
 The engine reads its configuration when the session connects, so the new configuration needs
 a reconnect, and inbound calls only ring for a session subscribed to the Call event. The
