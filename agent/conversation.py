@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from zapvoice.agent.backends import Backends
 from zapvoice.agent.call_record import CallRecord, TurnTimes
 from zapvoice.agent.clock import Clock, MonotonicClock
 from zapvoice.agent.line import CallInfo, CallLine
 from zapvoice.agent.playout import Playout
 from zapvoice.agent.sentences import SentenceSplitter, WholeText
 from zapvoice.agent.vad import EnergyVAD, NoiseDropped, PauseStarted, SpeechResumed, SpeechStarted, TurnEnded, VadEvent
-from zapvoice.providers.contracts import Message, Speech, ToolCall, Transcript
+from zapvoice.providers.contracts import Engines, Message, Speech, ToolCall, Transcript
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.spoken_text import to_spoken
 from zapvoice.settings import Settings
@@ -61,12 +60,12 @@ class _Reply:
 
 
 class Conversation:
-    def __init__(self, line: CallLine, backends: Backends, settings: Settings, info: CallInfo,
+    def __init__(self, line: CallLine, engines: Engines, settings: Settings, info: CallInfo,
                  clock: Clock | None = None):
         self.settings = settings
         self.info = info
         self.line = line
-        self.backends = backends
+        self.engines = engines
         self.clock = clock or MonotonicClock()
         self.record = CallRecord(info, settings.agent_record_dir)
         self.vad = EnergyVAD(settings)
@@ -256,14 +255,14 @@ class Conversation:
     async def _answer(self, reply: _Reply) -> None:
         """The LLM's streamed answer to the conversation so far, spoken as it comes."""
         try:
-            await self._speak(reply, self.backends.llm.stream(self.system, list(self.history), self._tool_specs))
+            await self._speak(reply, self.engines.llm.stream(self.system, list(self.history), self._tool_specs))
         except ProviderError as exc:
             log.warning("call %s: the LLM failed: %s", self.info.call_id, exc.message)
             if not reply.sentences:
                 await self._speak(reply, _once(self.settings.agent_error_reply), whole=True)
 
     async def _transcribe(self, audio: np.ndarray) -> Transcript:
-        return await self.backends.stt.transcribe(audio, self.settings.stt_language)
+        return await self.engines.stt.transcribe(audio, self.settings.stt_language)
 
     async def _speak(self, reply: _Reply, pieces: AsyncIterator[str | ToolCall], whole: bool = False) -> None:
         """Speak a streamed reply sentence by sentence, synthesizing the next while one plays.
@@ -332,13 +331,13 @@ class Conversation:
         """Speech in the caller's language when a voice speaks it, else in the default voice."""
         if self._voice:
             try:
-                return await self.backends.tts.speak(text, self._voice)
+                return await self.engines.tts.speak(text, self._voice)
             except ProviderError as exc:
                 if exc.status != 422:
                     raise
                 log.info("call %s: no voice for language %r, using the default", self.info.call_id, self._voice)
                 self._voice = None
-        return await self.backends.tts.speak(text)
+        return await self.engines.tts.speak(text)
 
     def _first_audio(self, reply: _Reply):
         if reply.sentences or reply.times is None:

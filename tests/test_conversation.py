@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from zapvoice.agent.backends import Backends
+from zapvoice.providers.contracts import Engines
 from zapvoice.agent.conversation import INTERRUPTED
 from tests.support.call_rig import CallRig, HangUp, Say, UntilBotDone, Wait
 from tests.support.clock import FastClock
@@ -47,7 +47,7 @@ def rig(tmp_path, replies, texts=("quero saber o horário",), stt_delay=0.05, fi
     llm = FakeChat(clock, [r if isinstance(r, ScriptedReply) else ScriptedReply(r) for r in replies],
                    first_token_s=first_token_s, token_s=token_s)
     tts = FakeTTS(clock)
-    call = CallRig(clock, settings(tmp_path, **overrides), Backends(stt, llm, tts), noise_dbfs=noise_dbfs)
+    call = CallRig(clock, settings(tmp_path, **overrides), Engines(stt, llm, tts), noise_dbfs=noise_dbfs)
     return call, stt, llm, tts
 
 

@@ -17,7 +17,7 @@ import pytest
 from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
 from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
-from zapvoice.providers.engines import load_voices, load_whisper
+from zapvoice.composition import load_voices, load_whisper
 from tests.support.clock import FastClock
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
 from tests.support.servers import serve_in_thread

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from zapvoice.agent.backends import Backends
 from zapvoice.agent.clock import Clock, MonotonicClock
 from zapvoice.agent.conversation import Conversation
 from zapvoice.agent.line import CallInfo
 from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
 from zapvoice.agent.zuckzapgo.media import MediaLine
+from zapvoice.providers.contracts import Engines
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,9 @@ class _Call:
 
 
 class ZuckZapGoAgent:
-    def __init__(self, settings: Settings, backends: Backends, api: ZuckZapGoAPI, clock: Clock | None = None):
+    def __init__(self, settings: Settings, engines: Engines, api: ZuckZapGoAPI, clock: Clock | None = None):
         self.settings = settings
-        self.backends = backends
+        self.engines = engines
         self.api = api
         self.clock = clock or MonotonicClock()
         self.calls: dict[str, _Call] = {}
@@ -160,7 +160,7 @@ class ZuckZapGoAgent:
             async with connect(self.api.stream_url(call.call_id), max_size=2**20, open_timeout=10,
                                logger=self.api.logger("websockets.client")) as ws:
                 line = MediaLine(ws, self.api, call.call_id, self.settings.zuckzapgo_lead_frames)
-                conversation = call.conversation = Conversation(line, self.backends, self.settings, info, self.clock)
+                conversation = call.conversation = Conversation(line, self.engines, self.settings, info, self.clock)
                 if info.direction == "outbound" and not await self._answered(call):
                     reason = REMOTE_HANGUP if call.gone else "not answered"
                     return reason
