@@ -30,7 +30,7 @@ from zapvoice.agent.playout import Playout
 from zapvoice.agent.sentences import SentenceSplitter, WholeText
 from zapvoice.agent.vad import EnergyVAD, NoiseDropped, PauseStarted, SpeechResumed, SpeechStarted, TurnEnded, VadEvent
 from zapvoice.providers.contracts import Engines, Message, Speech, ToolCall, Transcript
-from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.errors import ProviderError, UnknownVoice
 from zapvoice.providers.spoken_text import to_spoken
 from zapvoice.settings import Settings
 
@@ -332,9 +332,7 @@ class Conversation:
         if self._voice:
             try:
                 return await self.engines.tts.speak(text, self._voice)
-            except ProviderError as exc:
-                if exc.status != 422:
-                    raise
+            except UnknownVoice:
                 log.info("call %s: no voice for language %r, using the default", self.info.call_id, self._voice)
                 self._voice = None
         return await self.engines.tts.speak(text)

@@ -256,7 +256,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def provider_error(_: Request, exc: ProviderError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("%s", exc.message)
-        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+        body = {"error": exc.message} if exc.kind is None else {"error": exc.message, "kind": exc.kind}
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -16,6 +16,7 @@ from tests.support.call_rig import CallRig, HangUp, Say, UntilBotDone, Wait
 from tests.support.clock import FastClock
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply
 from tests.support.speech import speak
+from zapvoice.providers.errors import UnknownVoice
 from zapvoice.settings import Settings
 
 SPEED = 4.0
@@ -216,6 +217,21 @@ def test_the_reply_voice_follows_the_callers_language(tmp_path, utterance):
     stt.language = "en"
     asyncio.run(call.run([UntilBotDone(), Say(utterance), UntilBotDone(), HangUp()]))
     assert tts.texts[-1] == ("Sure.", "en")
+
+
+def test_a_language_without_a_voice_is_answered_in_the_default_voice(tmp_path, utterance):
+    call, stt, _, tts = rig(tmp_path, ["Bien sûr. Merci."])
+    stt.language = "fr"
+    speak_in_default = tts.speak
+
+    async def only_the_default(text, voice=None, speed=1.0):
+        if voice is not None:
+            raise UnknownVoice(f"unknown voice {voice!r}")
+        return await speak_in_default(text, voice, speed)
+    tts.speak = only_the_default
+    asyncio.run(call.run([UntilBotDone(), Say(utterance), UntilBotDone(), HangUp()]))
+    assert call.conversation.history[-1] == {"role": "assistant", "content": "Bien sûr. Merci."}
+    assert tts.texts[-2:] == [("Bien sûr.", None), ("Merci.", None)]
 
 
 def test_a_remote_hangup_mid_reply_leaves_no_task_behind(tmp_path, utterance):
