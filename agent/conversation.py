@@ -76,7 +76,7 @@ class Conversation:
         self._done = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._reply: _Reply | None = None
-        self._speculative: tuple[np.ndarray, asyncio.Task] | None = None
+        self._speculative: tuple[int, asyncio.Task] | None = None  # (utterance, its transcription)
         self._untranscribed: np.ndarray | None = None  # a turn whose reply was cancelled before STT finished
         self._interrupting = False  # output paused at a caller onset; barge-in not confirmed yet
         self._ignoring = False  # the current utterance talks over a reply that cannot be interrupted
@@ -168,13 +168,13 @@ class Conversation:
                     self._interrupting = True
                 else:
                     self._ignoring = True
-            case PauseStarted(audio=audio):
+            case PauseStarted(audio=audio, utterance=utterance):
                 if self.settings.agent_speculative_stt and reply is None and not self._ignoring:
                     self._drop_speculative()
-                    self._speculative = (audio, self._spawn(self._transcribe(audio)))
+                    self._speculative = (utterance, self._spawn(self._transcribe(audio)))
             case SpeechResumed():
                 self._drop_speculative()
-            case TurnEnded(audio=audio):
+            case TurnEnded():
                 self._quiet_since = self.clock.now()
                 if self._closing:  # the farewell is under way: words after it are not answered
                     return
@@ -184,7 +184,7 @@ class Conversation:
                 if self._interrupting:
                     self._barge_in()
                 self._idle_prompted = False
-                self._answer_turn(audio)
+                self._answer_turn(event)
             case NoiseDropped():
                 self._ignoring = False
                 if self._interrupting:
@@ -201,16 +201,18 @@ class Conversation:
                 reply.task.cancel()
         self.playout.clear()
 
-    def _answer_turn(self, audio: np.ndarray) -> None:
+    def _answer_turn(self, turn: TurnEnded) -> None:
+        audio = turn.audio
         speculative = None
-        if self._speculative is not None and self._speculative[0] is audio:
+        if self._speculative is not None and self._speculative[0] == turn.utterance:
             speculative = self._speculative[1]
             self._speculative = None
         self._drop_speculative()
         if self._untranscribed is not None:  # the caller went on after a reply we cancelled unheard
             audio = np.concatenate([self._untranscribed, audio])
             speculative = None
-        times = TurnTimes(speech_end=self.clock.now() - self.settings.vad_end_silence_ms / 1000,
+        # The VAD decided at turn.at_s, which is now: speech ended that much audio earlier.
+        times = TurnTimes(speech_end=self.clock.now() - (turn.at_s - turn.speech_end_s),
                           speculative_stt=speculative is not None)
         reply = _Reply(times=times)
         self._start(reply, self._respond(reply, audio, speculative))

@@ -234,6 +234,16 @@ def test_a_language_without_a_voice_is_answered_in_the_default_voice(tmp_path, u
     assert tts.texts[-2:] == [("Bien sûr.", None), ("Merci.", None)]
 
 
+def test_a_turn_cut_at_the_length_limit_is_timed_from_the_cut(tmp_path, utterance):
+    """The caller was still talking at vad_max_utterance_s: the turn's speech ended at the cut,
+    not vad_end_silence_ms (2 s here) before it."""
+    call, _, _, _ = rig(tmp_path, ["Certo."], vad_max_utterance_s=1.0, vad_end_silence_ms=2000, barge_in=False)
+    asyncio.run(call.run([UntilBotDone(), Say(utterance), UntilBotDone(), HangUp()]))
+    turn = records(tmp_path)[2]
+    assert turn["event"] == "turn" and turn["user"] == "quero saber o horário"
+    assert 0 < turn["stt_ms"] < 1000
+
+
 def test_a_remote_hangup_mid_reply_leaves_no_task_behind(tmp_path, utterance):
     call, _, llm, _ = rig(tmp_path, [STORY], token_s=0.2)
 
