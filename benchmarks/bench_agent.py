@@ -77,8 +77,8 @@ sys.path.insert(0, str(ROOT))
 from zapvoice.providers.contracts import Engines  # noqa: E402
 from zapvoice.agent.clock import MonotonicClock  # noqa: E402
 from zapvoice.agent.vad import EnergyVAD, SpeechStarted, TurnEnded  # noqa: E402
-from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI  # noqa: E402
-from zapvoice.agent.zuckzapgo.calls import ZuckZapGoAgent  # noqa: E402
+from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI  # noqa: E402
+from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent  # noqa: E402
 from zapvoice.providers.contracts import Speech  # noqa: E402
 from zapvoice.composition import cache_fixed_phrases, freeze_heap, load_voices, load_whisper  # noqa: E402
 from zapvoice.providers.llm import OpenAIChat  # noqa: E402

@@ -14,7 +14,7 @@ import logging
 import httpx
 import pytest
 
-from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI, ZuckZapGoError
 from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
 from zapvoice.composition import load_voices, load_whisper

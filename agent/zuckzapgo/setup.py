@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI, ZuckZapGoError
 
 WANTED = {"callsEnabled": True, "callInboundMode": "manual", "callRecord": False}
 DEFAULT_SUBSCRIPTIONS = ["Message"]  # what the guide's example keeps when the instance does not say

@@ -10,8 +10,8 @@ import json
 import httpx
 
 from zapvoice.providers.contracts import Engines
-from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI
-from zapvoice.agent.zuckzapgo.calls import ZuckZapGoAgent
+from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI
+from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
 from zapvoice.providers.llm import OpenAIChat
 
 INSTANCE_TOKEN = "zzg-instance-secret-93c1"

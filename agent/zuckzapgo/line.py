@@ -1,14 +1,12 @@
-"""A call's media WebSocket (docs/zuckzapgo.md §5) as a CallLine: s16le, 16 kHz, mono, 1920-byte frames both ways."""
+"""A call's media WebSocket (docs/zuckzapgo.md §5) as the conversation's CallLine: the bot's speech out, hangup.
+The socket carries s16le, 16 kHz, mono, 1920-byte frames both ways; call.py reads the caller's."""
 
 from __future__ import annotations
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
-from zapvoice.agent.conversation import Conversation
-from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
-from zapvoice.audio import from_int16
+from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI, ZuckZapGoError
 
 FRAME_SAMPLES = 960  # 60 ms at 16 kHz = 1920 bytes: the engine zero-pads anything shorter
 
@@ -37,18 +35,3 @@ class MediaLine:
                 raise
         finally:
             await self.ws.close()
-
-    async def listen(self, conversation: Conversation) -> None:
-        """Feed the caller's audio to the conversation until the socket closes."""
-        leftover = b""
-        try:
-            async for message in self.ws:
-                if isinstance(message, str):
-                    continue
-                data = leftover + message
-                usable = len(data) - len(data) % 2
-                leftover = data[usable:]
-                if usable:
-                    conversation.hear(from_int16(np.frombuffer(data[:usable], "<i2")))
-        except ConnectionClosed:
-            pass
