@@ -17,7 +17,7 @@ from zapvoice.agent.clock import Clock
 from zapvoice.agent.conversation import Conversation
 from zapvoice.agent.line import CallInfo
 from zapvoice.agent.zuckzapgo.line import MediaLine
-from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.agent.zuckzapgo.protocol import CallNotFound, ZuckZapGoAPI, ZuckZapGoError
 from zapvoice.audio import from_int16
 from zapvoice.providers.contracts import Engines
 from zapvoice.settings import Settings
@@ -109,6 +109,7 @@ async def _listen(ws: ClientConnection, conversation: Conversation) -> None:
 async def hang_up_quietly(api: ZuckZapGoAPI, call_id: str) -> None:
     try:
         await api.hang_up(call_id)
+    except CallNotFound:
+        pass  # it has already ended
     except ZuckZapGoError as exc:
-        if exc.status != 404:
-            log.warning("cannot hang up call %s: %s", call_id, exc.message)
+        log.warning("cannot hang up call %s: %s", call_id, exc.message)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import uvicorn
 
 from zapvoice.agent.command_support import load_engines, stop_on_signals
-from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.agent.zuckzapgo.protocol import CallsNotEnabled, ZuckZapGoAPI, ZuckZapGoError
 from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
 from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
@@ -92,7 +92,7 @@ def place_call(settings: Settings, number: str) -> int:
             reason = "stopped by a signal"
         except ZuckZapGoError as exc:
             print(f"zapvoice: {exc.message}", file=sys.stderr)
-            return 2 if exc.status == 409 else 1
+            return 2 if isinstance(exc, CallsNotEnabled) else 1
         print(f"call ended: {reason}")
         return 0
     return _with_agent(settings, dial)

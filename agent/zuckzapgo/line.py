@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from websockets.asyncio.client import ClientConnection
 
-from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.agent.zuckzapgo.protocol import CallNotFound, ZuckZapGoAPI
 
 FRAME_SAMPLES = 960  # 60 ms at 16 kHz = 1920 bytes: the engine zero-pads anything shorter
 
@@ -30,8 +30,7 @@ class MediaLine:
         self.hung_up = True
         try:
             await self.api.hang_up(self.call_id)
-        except ZuckZapGoError as exc:
-            if exc.status != 404:  # 404: the call had already ended
-                raise
+        except CallNotFound:
+            pass  # the call had already ended
         finally:
             await self.ws.close()
