@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from zapvoice.agent.backends import Backends
+from zapvoice.providers.contracts import Engines
 from zapvoice.agent.conversation import KEYS_PRESSED, Conversation
 from zapvoice.agent.gateway.commands import serving
 from zapvoice.agent.gateway.protocol import GatewaySocket
-from zapvoice.providers.engines import load_voices, load_whisper
+from zapvoice.composition import load_voices, load_whisper
 from zapvoice.providers.llm import OpenAIChat
 from tests.support.clock import VirtualClock
 from tests.support.gateway_caller import GatewayCaller
@@ -61,7 +61,7 @@ def gateway_settings(make_settings, tmp_path, loop_llm):
 @contextlib.asynccontextmanager
 async def gateway(settings, engines, clock: VirtualClock, loop_llm: ServedHere, echo: bool = False):
     stt, tts = engines
-    backends = None if echo else Backends(stt, OpenAIChat(settings), tts)
+    backends = None if echo else Engines(stt, OpenAIChat(settings), tts)
     try:
         async with loop_llm.serving(), serving(settings, backends, clock) as server:
             yield server

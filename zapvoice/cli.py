@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings: Settings, _: argparse.Namespace) -> int:
     import uvicorn
 
-    from zapvoice.providers.engines import Engines
+    from zapvoice.composition import service_engines
     from zapvoice.providers.model_store import ModelError
     from zapvoice.providers.service import create_app
     from zapvoice.http_server import server_config
@@ -46,7 +46,7 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
               "to ZuckZapGo's callProviderToken, or pass --allow-no-auth to accept anyone.", file=sys.stderr)
         return 2
     try:
-        engines = Engines.load(settings)
+        engines = service_engines(settings)
     except ModelError as exc:
         print(f"zapvoice: {exc}", file=sys.stderr)
         return 2
@@ -112,7 +112,7 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from zapvoice.providers.contract_clients import ContractSTT
-    from zapvoice.providers.engines import load_whisper
+    from zapvoice.composition import load_whisper
     from zapvoice.providers.model_store import ModelError
     from zapvoice.evaluation import EvalSetError, evaluate, format_comparison, format_report, load_eval_set
 
