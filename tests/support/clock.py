@@ -56,10 +56,6 @@ class _JumpingSelector(selectors.DefaultSelector):
     def __init__(self, clock: VirtualClock):
         super().__init__()
         self._clock = clock
-
-    def __init__(self, clock: VirtualClock):
-        super().__init__()
-        self._clock = clock
         self.jobs = 0  # executor jobs running: their end wakes the loop, and no time passes meanwhile
 
     def select(self, timeout: float | None = None):
