@@ -17,7 +17,7 @@ from zapvoice.providers.contracts import ChatModel, SpeechToText, TextToSpeech
 from zapvoice.providers.engines import load_voices, load_whisper
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.llm import OpenAIChat
-from zapvoice.settings import Settings
+from zapvoice.settings import AgentSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +31,23 @@ class Backends:
     @classmethod
     def from_settings(cls, settings: Settings) -> Backends:
         """Load or connect each engine; raises ModelError when a local model is unusable."""
-        token = settings.provider_token.get_secret_value() if settings.provider_token else None
-        timeout = settings.provider_timeout_s
-        stt = ContractSTT(settings.stt_url, token, timeout) if settings.stt_url else load_whisper(settings)
-        tts = ContractTTS(settings.tts_url, token, timeout) if settings.tts_url else load_voices(settings)
-        llm = ContractChat(settings.llm_url, token, timeout) if settings.llm_is_contract else OpenAIChat(settings)
-        log.info("agent engines: stt %s, llm %s, tts %s", settings.stt_url or f"whisper {settings.whisper_model}",
-                 settings.llm_url, settings.tts_url or ", ".join(settings.voices))
+        token = settings.agent.provider_token.get_secret_value() if settings.agent.provider_token else None
+        timeout = settings.agent.provider_timeout_s
+        stt = ContractSTT(settings.stt.url, token, timeout) if settings.stt.url else load_whisper(settings)
+        tts = ContractTTS(settings.tts.url, token, timeout) if settings.tts.url else load_voices(settings)
+        llm = ContractChat(settings.llm.url, token, timeout) if settings.llm.is_contract else OpenAIChat(settings.llm)
+        log.info("agent engines: stt %s, llm %s, tts %s", settings.stt.url or f"whisper {settings.stt.whisper_model}",
+                 settings.llm.url, settings.tts.url or ", ".join(settings.tts.voices))
         return cls(stt, llm, tts)
 
-    async def prepare_for_calls(self, settings: Settings) -> None:
+    async def prepare_for_calls(self, settings: AgentSettings) -> None:
         """Synthesize the fixed phrases once so every call gets them from the cache, then take
         everything loaded so far out of the garbage collector's full passes (gc.freeze): with the
         models in memory a full collection walks ~60k objects and stalls every call's audio for
         about 30 ms; frozen, it costs nothing (measured with benchmarks/bench_agent.py)."""
         try:
-            for text in (settings.agent_greeting, settings.agent_idle_prompt, settings.agent_farewell,
-                         settings.agent_error_reply):
+            for text in (settings.greeting, settings.idle_prompt, settings.farewell,
+                         settings.error_reply):
                 if text:
                     await self.tts.speak(text)
         except ProviderError as exc:  # a remote TTS that is down now may be up when a call comes

@@ -160,10 +160,10 @@ def while_watching(url: str, work) -> tuple[object, float]:
 
 
 def agent_stream(fake_url: str, mode: str) -> tuple[str, float]:
-    settings = Settings(_env_file=None, llm_url=f"{fake_url}/v1", llm_model=mode, llm_timeout_s=TIMEOUT_S)
+    settings = Settings(_env_file=None, llm={"url": f"{fake_url}/v1", "model": mode, "timeout_s": TIMEOUT_S})
 
     async def main():
-        chat = OpenAIChat(settings)
+        chat = OpenAIChat(settings.llm)
         started = time.monotonic()
         try:
             text = "".join([piece async for piece in chat.stream("", [{"role": "user", "content": "oi"}])

@@ -30,8 +30,8 @@ class Engines:
         stt = load_whisper(settings, download)
         tts = load_voices(settings, download)
         log.info("models ready in %.1f s: whisper %s, voices %s", time.perf_counter() - started,
-                 settings.whisper_model, ", ".join(tts.voices))
-        return cls(stt=stt, llm=OpenAIChat(settings), tts=tts, whisper_name=Path(settings.whisper_model).name)
+                 settings.stt.whisper_model, ", ".join(tts.voices))
+        return cls(stt=stt, llm=OpenAIChat(settings.llm), tts=tts, whisper_name=Path(settings.stt.whisper_model).name)
 
     async def aclose(self) -> None:
         self.stt.close()
@@ -41,19 +41,19 @@ class Engines:
 
 def load_whisper(settings: Settings, download: bool | None = None) -> WhisperSTT:
     """The configured Whisper model, fetched if allowed, loaded and warmed."""
-    store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
-    whisper_dir = store.whisper_dir(settings.whisper_model, settings.auto_download if download is None else download)
-    stt = _load("Whisper model", whisper_dir, lambda: WhisperSTT(whisper_dir, settings))
+    store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
+    whisper_dir = store.whisper_dir(settings.stt.whisper_model, settings.models.auto_download if download is None else download)
+    stt = _load("Whisper model", whisper_dir, lambda: WhisperSTT(whisper_dir, settings.stt))
     stt.warm_up()
     return stt
 
 
 def load_voices(settings: Settings, download: bool | None = None) -> PiperTTS:
     """The configured Piper voices, fetched if allowed, loaded and warmed."""
-    store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
-    download = settings.auto_download if download is None else download
-    voice_files = dict(store.voice_file(spec, download) for spec in settings.voices)
-    tts = _load("Piper voices", ", ".join(map(str, voice_files.values())), lambda: PiperTTS(voice_files, settings))
+    store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
+    download = settings.models.auto_download if download is None else download
+    voice_files = dict(store.voice_file(spec, download) for spec in settings.tts.voices)
+    tts = _load("Piper voices", ", ".join(map(str, voice_files.values())), lambda: PiperTTS(voice_files, settings.tts))
     tts.warm_up()
     return tts
 

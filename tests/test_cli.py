@@ -52,10 +52,10 @@ def test_invalid_setting_is_reported(tmp_path):
 
 
 def test_settings_table_lists_every_setting():
-    from zapvoice.settings import Settings
+    from zapvoice.settings import flat_names
 
-    table = run("settings", "--markdown").stdout
-    for name in Settings.model_fields:
+    table = run("config", "defaults", "--markdown").stdout
+    for name in flat_names():
         assert f"`ZAPVOICE_{name.upper()}`" in table
 
 
@@ -63,8 +63,8 @@ def test_serve_end_to_end_with_env_and_flags(model_files):
     port = free_port()
     process = subprocess.Popen(
         [ZAPVOICE, "serve", "--whisper-model", str(model_files["whisper"]),
-         "--voice", str(model_files["pt_voice"]), "--voice", str(model_files["en_voice"]), "--token", "cli-secret"],
-        env={**os.environ, "ZAPVOICE_PORT": str(port), "ZAPVOICE_LLM_URL": "http://127.0.0.1:9/v1"},
+         "--voice", str(model_files["pt_voice"]), "--voice", str(model_files["en_voice"])],
+        env={**os.environ, "ZAPVOICE_TOKEN": "cli-secret", "ZAPVOICE_PORT": str(port), "ZAPVOICE_LLM_URL": "http://127.0.0.1:9/v1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"

@@ -60,7 +60,7 @@ def gateway_settings(make_settings, tmp_path):
 @contextlib.asynccontextmanager
 async def gateway(settings, engines, echo: bool = False, speed: float = SPEED):
     stt, tts = engines
-    backends = None if echo else Backends(stt, OpenAIChat(settings), tts)
+    backends = None if echo else Backends(stt, OpenAIChat(settings.llm), tts)
     try:
         async with serving(settings, backends, FastClock(speed)) as server:
             yield server
@@ -70,13 +70,13 @@ async def gateway(settings, engines, echo: bool = False, speed: float = SPEED):
 
 
 def caller(server, **options) -> GatewayCaller:
-    return GatewayCaller(f"ws://127.0.0.1:{server.port}", rate=server.settings.gateway_sample_rate,
-                         encoding=server.settings.gateway_encoding, speed=SPEED, **options)
+    return GatewayCaller(f"ws://127.0.0.1:{server.port}", rate=server.settings.sample_rate,
+                         encoding=server.settings.encoding, speed=SPEED, **options)
 
 
 def records(settings) -> list[list[dict]]:
     return [[json.loads(line) for line in path.read_text().splitlines()]
-            for path in sorted(settings.agent_record_dir.rglob("*.jsonl"))]
+            for path in sorted(settings.agent.record_dir.rglob("*.jsonl"))]
 
 
 async def until(check, timeout_s: float = 10.0) -> None:

@@ -61,7 +61,7 @@ def agent_settings(make_settings, zuckzapgo, tmp_path):
 
 def records(settings) -> list[list[dict]]:
     return [[json.loads(line) for line in path.read_text().splitlines()]
-            for path in sorted(settings.agent_record_dir.rglob("*.jsonl"))]
+            for path in sorted(settings.agent.record_dir.rglob("*.jsonl"))]
 
 
 def test_inbound_call_greeting_three_turns_and_remote_hangup(agent_settings, engines, zuckzapgo, utterance):

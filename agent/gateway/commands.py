@@ -30,13 +30,13 @@ async def serving(settings: Settings, backends: Backends | None,
     clock = clock or MonotonicClock()
     if backends is None:
         def handle(socket: GatewaySocket, _: CallInfo):
-            return EchoCall(socket, settings, clock).run()
+            return EchoCall(socket, settings.gateway, clock).run()
     else:
-        await backends.prepare_for_calls(settings)
+        await backends.prepare_for_calls(settings.agent)
 
         def handle(socket: GatewaySocket, info: CallInfo):
             return AgentCall(socket, info, settings, backends, clock).run()
-    async with GatewayServer(settings, handle) as server:
+    async with GatewayServer(settings.gateway, handle, settings.agent.max_calls) as server:
         yield server
 
 

@@ -61,24 +61,24 @@ class ZuckZapGoAgent:
     async def run(self) -> None:
         """Poll /call/status until cancelled."""
         s = self.settings
-        delay = s.zuckzapgo_poll_s
+        delay = s.zuckzapgo.poll_s
         while True:
             try:
                 listed = await self.api.calls()
             except ZuckZapGoError as exc:
                 if self.reachable is not False:
                     log.warning("ZuckZapGo does not answer GET /call/status (%s); retrying with back-off up to %g s",
-                                exc.message, s.zuckzapgo_retry_max_s)
+                                exc.message, s.zuckzapgo.retry_max_s)
                 self.reachable = False
                 await self._pause(delay)
-                delay = min(delay * 2, s.zuckzapgo_retry_max_s)
+                delay = min(delay * 2, s.zuckzapgo.retry_max_s)
                 continue
             if self.reachable is False:
                 log.info("ZuckZapGo answers again")
             self.reachable = True
-            delay = s.zuckzapgo_poll_s
+            delay = s.zuckzapgo.poll_s
             self._update(listed)
-            await self._pause(s.zuckzapgo_poll_s)
+            await self._pause(s.zuckzapgo.poll_s)
 
     def poll_soon(self) -> None:
         """Poll now rather than at the next interval (a webhook announced a call)."""
@@ -134,7 +134,7 @@ class ZuckZapGoAgent:
 
     async def _inbound(self, call_id: str, peer: str) -> None:
         caller = peer.split("@")[0]
-        if len(self.calls) >= self.settings.agent_max_calls:
+        if len(self.calls) >= self.settings.agent.max_calls:
             log.warning("declining call %s from %s: %d calls in progress (agent_max_calls)",
                         call_id, caller, len(self.calls))
             await self._hang_up_quietly(call_id)
@@ -159,7 +159,7 @@ class ZuckZapGoAgent:
         try:
             async with connect(self.api.stream_url(call.call_id), max_size=2**20, open_timeout=10,
                                logger=self.api.logger("websockets.client")) as ws:
-                line = MediaLine(ws, self.api, call.call_id, self.settings.zuckzapgo_lead_frames)
+                line = MediaLine(ws, self.api, call.call_id, self.settings.zuckzapgo.lead_frames)
                 conversation = call.conversation = Conversation(line, self.backends, self.settings, info, self.clock)
                 if info.direction == "outbound" and not await self._answered(call):
                     reason = REMOTE_HANGUP if call.gone else "not answered"
@@ -183,9 +183,9 @@ class ZuckZapGoAgent:
     async def _answered(self, call: _Call) -> bool:
         """Wait until the callee picks up (the status says active), hangs up, or never answers."""
         try:
-            await asyncio.wait_for(call.answered.wait(), self.settings.zuckzapgo_ring_timeout_s)
+            await asyncio.wait_for(call.answered.wait(), self.settings.zuckzapgo.ring_timeout_s)
         except TimeoutError:
-            log.info("call %s: no answer in %g s", call.call_id, self.settings.zuckzapgo_ring_timeout_s)
+            log.info("call %s: no answer in %g s", call.call_id, self.settings.zuckzapgo.ring_timeout_s)
             return False
         return not call.gone
 
