@@ -112,11 +112,12 @@ def test_abbreviated_flags_are_refused():
 def test_config_show_says_where_each_value_came_from(tmp_path):
     config = tmp_path / "zapvoice.toml"
     config.write_text('[llm]\nmodel = "from-file"\n')
-    result = run("config", "show", "--config", str(config), "-c", "vad.end_silence_ms=800",
+    result = run("-c", "stt.beam_size=2", "config", "show", "--config", str(config), "-c", "vad.end_silence_ms=800",
                  env={"ZAPVOICE_STT_LANGUAGE": "pt", "ZAPVOICE_TOKEN": "hidden-token"})
     shown = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
     assert shown["llm.model"] == ["from-file", "file"] and shown["stt.language"] == ["pt", "env"]
-    assert shown["vad.end_silence_ms"] == ["800", "-c"] and shown["service.port"] == ["8000", "default"]
+    assert shown["vad.end_silence_ms"] == ["800", "-c"] and shown["stt.beam_size"] == ["2", "-c"]
+    assert shown["service.port"] == ["8000", "default"]
     assert shown["service.token"] == ["**********", "env"] and "hidden-token" not in result.stdout
 
 

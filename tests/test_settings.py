@@ -27,6 +27,19 @@ def test_flat_and_nested_environment_names(monkeypatch):
     assert Settings().stt.max_audio_s == 5.0  # the class alone reads both names too
 
 
+def test_a_dotenv_file_takes_both_names_and_the_environment_wins(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("ZAPVOICE_STT_LANGUAGE=pt\nZAPVOICE_TTS__MAX_CHARS=500\nZAPVOICE_LLM_MODEL=dotenv\n")
+    monkeypatch.setenv("ZAPVOICE_LLM_MODEL", "env")
+    settings, origins = load()
+    assert (settings.stt.language, settings.tts.max_chars, settings.llm.model) == ("pt", 500, "env")
+    assert origins["stt.language"] == origins["tts.max_chars"] == "env"
+
+
+def test_a_flat_name_given_to_the_class_is_refused_not_dropped():
+    with pytest.raises(ValidationError, match="no section named whisper_model"):
+        Settings(_env_file=None, whisper_model="small")
+
+
 def test_every_old_name_maps_to_one_setting():
     places = list(flat_names().values())
     assert len(places) == len(set(places)) == sum(len(m.model_fields) for m in Settings.sections().values())

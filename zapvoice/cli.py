@@ -35,7 +35,8 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 2
     try:
-        loaded = load(getattr(args, "config", None), getattr(args, "assignments", []), _flag_values(args))
+        loaded = load(getattr(args, "config", None) or getattr(args, "root_config", None),
+                      getattr(args, "root_assignments", []) + getattr(args, "assignments", []), _flag_values(args))
     except ConfigError as exc:
         print(f"zapvoice: {exc}", file=sys.stderr)
         return 2
@@ -242,12 +243,9 @@ _COMMAND_FLAGS = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    common.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS,
-                        help="a TOML file of settings in sections ([stt], [llm], ...; `zapvoice config defaults`)")
-    common.add_argument("-c", dest="assignments", action="append", metavar="SECTION.KEY=VALUE",
-                        default=argparse.SUPPRESS, help="set any setting (repeatable), e.g. -c vad.end_silence_ms=800")
-    parser = argparse.ArgumentParser(prog="zapvoice", description=__doc__, allow_abbrev=False, parents=[common])
+    common = _config_options("")
+    parser = argparse.ArgumentParser(prog="zapvoice", description=__doc__, allow_abbrev=False,
+                                     parents=[_config_options("root_")])
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('zapvoice')}")
     commands = parser.add_subparsers(metavar="COMMAND")
 
@@ -297,6 +295,17 @@ def _parser() -> argparse.ArgumentParser:
     defaults.add_argument("--markdown", action="store_true", help="as the README's table")
     defaults.set_defaults(run=config_defaults)
     return parser
+
+
+def _config_options(prefix: str) -> argparse.ArgumentParser:
+    """--config and -c, before the command or after it; the two places keep separate names because a
+    command's parser would otherwise replace what was given before it."""
+    options = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    options.add_argument("--config", dest=f"{prefix}config", type=Path, metavar="FILE", default=argparse.SUPPRESS,
+                         help="a TOML file of settings in sections ([stt], [llm], ...; `zapvoice config defaults`)")
+    options.add_argument("-c", dest=f"{prefix}assignments", action="append", metavar="SECTION.KEY=VALUE",
+                         default=argparse.SUPPRESS, help="set any setting (repeatable), e.g. -c vad.end_silence_ms=800")
+    return options
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...]) -> None:

@@ -514,6 +514,16 @@ class Settings(BaseSettings):
     zuckzapgo: ZuckZapGoSettings = Field(default_factory=ZuckZapGoSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _known_sections(cls, data: Any) -> Any:
+        """`Settings(whisper_model=...)` would otherwise be dropped silently (extra="ignore" is for the
+        environment, where other programs' ZAPVOICE_ variables may live)."""
+        unknown = set(data) - set(cls.model_fields) if isinstance(data, dict) else set()
+        if unknown:
+            raise ValueError(f"no section named {', '.join(sorted(unknown))}; nest() maps flat names into sections")
+        return data
+
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
@@ -562,12 +572,27 @@ class _FlatEnvSource(PydanticBaseSettingsSource):
         return nest(found)
 
 
+class _SectionsOnly(PydanticBaseSettingsSource):
+    """Another source's sections only: a .env file's flat-named lines come back from pydantic-settings as
+    extra keys (`stt_language`), which _FlatEnvSource reads properly."""
+
+    def __init__(self, source: PydanticBaseSettingsSource):
+        super().__init__(source.settings_cls)
+        self._source = source
+
+    def get_field_value(self, field, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ asks the wrapped source
+
+    def __call__(self) -> dict[str, Any]:
+        return {key: value for key, value in self._source().items() if key in self.settings_cls.model_fields}
+
+
 def environment_sources(settings_cls: type[BaseSettings] = Settings, dotenv: DotEnvSettingsSource | None = None
                         ) -> tuple[PydanticBaseSettingsSource, ...]:
     """Highest priority first: nested then flat names in the environment, then the same in `.env`."""
     dotenv = dotenv or DotEnvSettingsSource(settings_cls)
     return (EnvSettingsSource(settings_cls), _FlatEnvSource(settings_cls, dict(os.environ)),
-            dotenv, _FlatEnvSource(settings_cls, dict(dotenv.env_vars)))
+            _SectionsOnly(dotenv), _FlatEnvSource(settings_cls, dict(dotenv.env_vars)))
 
 
 class ConfigError(ValueError):
