@@ -63,7 +63,7 @@ class Service:
 
         self.log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "zapvoice"), "serve", "--port", str(self.port), "--token", TOKEN,
+            [str(Path(sys.executable).parent / "zapvoice"), "serve", "--port", str(self.port), "-c", f"service.token={TOKEN}",
              "--whisper-model", str(models["whisper"]), "--voices", f"{models['pt']},{models['en']}",
              "--no-auto-download", "--llm-url", "http://127.0.0.1:9/v1", "--model-dir", str(log_path.parent)],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=limit_files)
