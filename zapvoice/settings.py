@@ -1,6 +1,6 @@
 """Every tunable of zapvoice, typed, grouped in sections and documented in one place.
 
-Each component gets only its section (`WhisperSTT(settings.stt)`, `EnergyVAD(settings.vad)`). Values
+Each component gets only its section (`OpenAIChat(settings.llm)`, `EnergyVAD(settings.vad)`). Values
 come, lowest priority first, from the defaults below, a TOML config file (`[stt]` tables), a `.env`
 file, environment variables, `-c section.key=value` and a command's own flags. An environment
 variable has two names: nested, `ZAPVOICE_STT__MAX_AUDIO_S`, and the flat one zapvoice has always
@@ -14,6 +14,7 @@ import os
 import re
 import string
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
@@ -604,7 +605,7 @@ class Loaded(NamedTuple):
     origins: dict[str, str]  # "stt.max_audio_s" -> "default", "file", "env", "-c" or "flag"
 
 
-def load(config_file: Path | None = None, assignments: list[str] = (),
+def load(config_file: Path | None = None, assignments: Sequence[str] = (),
          flags: dict[str, dict[str, Any]] | None = None) -> Loaded:
     """The effective settings and where each came from. Precedence: flags > -c > environment > file > defaults.
 
