@@ -7,15 +7,16 @@ import asyncio
 import signal
 import sys
 
-from zapvoice.agent.backends import Backends
+from zapvoice.composition import agent_engines
+from zapvoice.providers.contracts import Engines
 from zapvoice.providers.model_store import ModelError
 from zapvoice.settings import Settings
 
 
-def load_backends(settings: Settings) -> Backends | None:
-    """The engines, or None after telling the user what to fix."""
+def load_engines(settings: Settings) -> Engines | None:
+    """The agent's engines, or None after telling the user what to fix."""
     try:
-        return Backends.from_settings(settings)
+        return agent_engines(settings)
     except ModelError as exc:
         print(f"zapvoice: {exc}", file=sys.stderr)
         return None

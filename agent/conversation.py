@@ -23,15 +23,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from zapvoice.agent.backends import Backends
 from zapvoice.agent.call_record import CallRecord, TurnTimes
 from zapvoice.agent.clock import Clock, MonotonicClock
 from zapvoice.agent.line import CallInfo, CallLine
 from zapvoice.agent.playout import Playout
 from zapvoice.agent.sentences import SentenceSplitter, WholeText
 from zapvoice.agent.vad import EnergyVAD, NoiseDropped, PauseStarted, SpeechResumed, SpeechStarted, TurnEnded, VadEvent
-from zapvoice.providers.contracts import Message, Speech, ToolCall, Transcript
-from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.contracts import Engines, Message, Speech, ToolCall, Transcript
+from zapvoice.providers.errors import ProviderError, UnknownVoice
 from zapvoice.providers.spoken_text import to_spoken
 from zapvoice.settings import Settings
 
@@ -61,12 +60,12 @@ class _Reply:
 
 
 class Conversation:
-    def __init__(self, line: CallLine, backends: Backends, settings: Settings, info: CallInfo,
+    def __init__(self, line: CallLine, engines: Engines, settings: Settings, info: CallInfo,
                  clock: Clock | None = None):
         self.settings = settings
         self.info = info
         self.line = line
-        self.backends = backends
+        self.engines = engines
         self.clock = clock or MonotonicClock()
         self.record = CallRecord(info, settings.agent.record_dir)
         self.vad = EnergyVAD(settings.vad)
@@ -77,7 +76,7 @@ class Conversation:
         self._done = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._reply: _Reply | None = None
-        self._speculative: tuple[np.ndarray, asyncio.Task] | None = None
+        self._speculative: tuple[int, asyncio.Task] | None = None  # (utterance, its transcription)
         self._untranscribed: np.ndarray | None = None  # a turn whose reply was cancelled before STT finished
         self._interrupting = False  # output paused at a caller onset; barge-in not confirmed yet
         self._ignoring = False  # the current utterance talks over a reply that cannot be interrupted
@@ -169,13 +168,13 @@ class Conversation:
                     self._interrupting = True
                 else:
                     self._ignoring = True
-            case PauseStarted(audio=audio):
+            case PauseStarted(audio=audio, utterance=utterance):
                 if self.settings.turns.speculative_stt and reply is None and not self._ignoring:
                     self._drop_speculative()
-                    self._speculative = (audio, self._spawn(self._transcribe(audio)))
+                    self._speculative = (utterance, self._spawn(self._transcribe(audio)))
             case SpeechResumed():
                 self._drop_speculative()
-            case TurnEnded(audio=audio):
+            case TurnEnded():
                 self._quiet_since = self.clock.now()
                 if self._closing:  # the farewell is under way: words after it are not answered
                     return
@@ -185,7 +184,7 @@ class Conversation:
                 if self._interrupting:
                     self._barge_in()
                 self._idle_prompted = False
-                self._answer_turn(audio)
+                self._answer_turn(event)
             case NoiseDropped():
                 self._ignoring = False
                 if self._interrupting:
@@ -202,16 +201,18 @@ class Conversation:
                 reply.task.cancel()
         self.playout.clear()
 
-    def _answer_turn(self, audio: np.ndarray) -> None:
+    def _answer_turn(self, turn: TurnEnded) -> None:
+        audio = turn.audio
         speculative = None
-        if self._speculative is not None and self._speculative[0] is audio:
+        if self._speculative is not None and self._speculative[0] == turn.utterance:
             speculative = self._speculative[1]
             self._speculative = None
         self._drop_speculative()
         if self._untranscribed is not None:  # the caller went on after a reply we cancelled unheard
             audio = np.concatenate([self._untranscribed, audio])
             speculative = None
-        times = TurnTimes(speech_end=self.clock.now() - self.settings.vad.end_silence_ms / 1000,
+        # The VAD decided at turn.at_s, which is now: speech ended that much audio earlier.
+        times = TurnTimes(speech_end=self.clock.now() - (turn.at_s - turn.speech_end_s),
                           speculative_stt=speculative is not None)
         reply = _Reply(times=times)
         self._start(reply, self._respond(reply, audio, speculative))
@@ -256,14 +257,14 @@ class Conversation:
     async def _answer(self, reply: _Reply) -> None:
         """The LLM's streamed answer to the conversation so far, spoken as it comes."""
         try:
-            await self._speak(reply, self.backends.llm.stream(self.system, list(self.history), self._tool_specs))
+            await self._speak(reply, self.engines.llm.stream(self.system, list(self.history), self._tool_specs))
         except ProviderError as exc:
             log.warning("call %s: the LLM failed: %s", self.info.call_id, exc.message)
             if not reply.sentences:
                 await self._speak(reply, _once(self.settings.agent.error_reply), whole=True)
 
     async def _transcribe(self, audio: np.ndarray) -> Transcript:
-        return await self.backends.stt.transcribe(audio, self.settings.stt.language)
+        return await self.engines.stt.transcribe(audio, self.settings.stt.language)
 
     async def _speak(self, reply: _Reply, pieces: AsyncIterator[str | ToolCall], whole: bool = False) -> None:
         """Speak a streamed reply sentence by sentence, synthesizing the next while one plays.
@@ -332,13 +333,11 @@ class Conversation:
         """Speech in the caller's language when a voice speaks it, else in the default voice."""
         if self._voice:
             try:
-                return await self.backends.tts.speak(text, self._voice)
-            except ProviderError as exc:
-                if exc.status != 422:
-                    raise
+                return await self.engines.tts.speak(text, self._voice)
+            except UnknownVoice:
                 log.info("call %s: no voice for language %r, using the default", self.info.call_id, self._voice)
                 self._voice = None
-        return await self.backends.tts.speak(text)
+        return await self.engines.tts.speak(text)
 
     def _first_audio(self, reply: _Reply):
         if reply.sentences or reply.times is None:

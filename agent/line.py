@@ -2,7 +2,9 @@
 
 A transport turns its wire format into 16 kHz mono audio for `Conversation.hear()`, and gives
 the conversation a `CallLine` to talk back and hang up. Everything else (turn taking, barge-in,
-the pipeline, timers) is the conversation's, so a new transport is one new module.
+the pipeline, timers) is the conversation's, so a new transport is one new folder shaped like
+agent/gateway and agent/zuckzapgo: protocol.py (the wire), line.py (its CallLine), call.py (one
+call: the caller's input to the conversation), server.py (finding and taking calls), commands.py.
 """
 
 from __future__ import annotations

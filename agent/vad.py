@@ -55,10 +55,13 @@ class SpeechStarted:
 
 @dataclass(frozen=True, slots=True)
 class PauseStarted:
-    """The caller paused; `audio` is the utterance so far, to transcribe speculatively."""
+    """The caller paused; `audio` is the utterance so far, to transcribe speculatively. `utterance`
+    numbers the utterances of this VAD: the TurnEnded with the same number carries this very audio
+    (a SpeechResumed in between means the pause was not the end)."""
 
     at_s: float
     audio: np.ndarray = field(repr=False, compare=False)
+    utterance: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +74,17 @@ class SpeechResumed:
 @dataclass(frozen=True, slots=True)
 class TurnEnded:
     """The caller's turn is over. `audio`: pre-roll + speech + a short silent tail (after a
-    pause it is the very array PauseStarted carried, so its speculative transcript stands);
-    `speech_s`: from the onset to where speech stopped (the pause, the cut, or the start of a
-    steady sound that took over)."""
+    pause it is the audio the PauseStarted of the same `utterance` carried, so its speculative
+    transcript stands); `speech_s`: from the onset to where speech stopped (the pause, the cut,
+    or the start of a steady sound that took over); `speech_end_s`: when it stopped, on the
+    clock of `at_s`. The decision lags the end by vad_end_silence_ms after a pause, by nothing
+    at the vad_max_utterance_s cut, and by the steady second when a steady sound took over."""
 
     at_s: float
     audio: np.ndarray = field(repr=False, compare=False)
     speech_s: float
+    speech_end_s: float
+    utterance: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +138,7 @@ class EnergyVAD:
         self._floor = SILENCE_DBFS
         self._clock = 0  # sub-frames processed so far
         self._remainder = np.zeros(0, np.float32)
+        self._utterances = 0  # utterances opened so far: the number of the open one
         self.reset()
 
     def reset(self) -> None:
@@ -228,7 +236,7 @@ class EnergyVAD:
             self._close(self._pause_at, events)
         elif quiet == self._pause and self._pause_at - self._onset_at >= self._min_speech:
             self._pause_audio = self._audio_until(self._clock)
-            events.append(PauseStarted(self._clock / SUBFRAMES_PER_S, self._pause_audio))
+            events.append(PauseStarted(self._clock / SUBFRAMES_PER_S, self._pause_audio, self._utterances))
 
     def _learn_floor(self, level: float) -> None:
         """Rise slowly towards the level; fall at once to the loudest of the last 100 ms if lower."""
@@ -246,6 +254,7 @@ class EnergyVAD:
     def _open(self, events: list[VadEvent]) -> None:
         self._state = _State.SPEAKING
         self._onset_at = self._clock - self._onset
+        self._utterances += 1
         self._utterance = list(self._history)
         self._utterance_at = self._clock - len(self._utterance)
         self._steady.clear()
@@ -259,7 +268,8 @@ class EnergyVAD:
             audio = self._pause_audio  # set when PauseStarted went out for this very pause
             if audio is None:
                 audio = self._audio_until(min(speech_end + self._pause, self._clock))
-            events.append(TurnEnded(at_s, audio, speech / SUBFRAMES_PER_S))
+            events.append(TurnEnded(at_s, audio, speech / SUBFRAMES_PER_S, speech_end / SUBFRAMES_PER_S,
+                                    self._utterances))
         else:
             events.append(NoiseDropped(at_s, speech / SUBFRAMES_PER_S))
         self.reset()

@@ -74,13 +74,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zapvoice.agent.backends import Backends  # noqa: E402
+from zapvoice.providers.contracts import Engines  # noqa: E402
 from zapvoice.agent.clock import MonotonicClock  # noqa: E402
 from zapvoice.agent.vad import EnergyVAD, SpeechStarted, TurnEnded  # noqa: E402
-from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI  # noqa: E402
-from zapvoice.agent.zuckzapgo.calls import ZuckZapGoAgent  # noqa: E402
+from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI  # noqa: E402
+from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent  # noqa: E402
 from zapvoice.providers.contracts import Speech  # noqa: E402
-from zapvoice.providers.engines import load_voices, load_whisper  # noqa: E402
+from zapvoice.composition import cache_fixed_phrases, freeze_heap, load_voices, load_whisper  # noqa: E402
 from zapvoice.providers.llm import OpenAIChat  # noqa: E402
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply  # noqa: E402
 from tests.support.fake_llm import STORY  # noqa: E402
@@ -127,10 +127,11 @@ async def _agents(config: dict) -> None:
     all_settings = [Settings(_env_file=None, **nest(values)) for values in config["agents"]]
     first = all_settings[0]
     if config["engines"] == "models":
-        backends = Backends(load_whisper(first), OpenAIChat(first.llm), load_voices(first))
+        backends = Engines(load_whisper(first), OpenAIChat(first.llm), load_voices(first))
     else:
         backends = instant_backends(config)
-    await backends.prepare_for_calls(first.agent)
+    await cache_fixed_phrases(backends, first)
+    freeze_heap()
     apis = [ZuckZapGoAPI(s.zuckzapgo.url, s.zuckzapgo.token.get_secret_value()) for s in all_settings]
     agents = [ZuckZapGoAgent(s, backends, api) for s, api in zip(all_settings, apis)]
     pollers = [asyncio.create_task(agent.run()) for agent in agents]
@@ -145,12 +146,12 @@ async def _agents(config: dict) -> None:
         await backends.aclose()
 
 
-def instant_backends(config: dict) -> Backends:
+def instant_backends(config: dict) -> Engines:
     """The instant providers: the test fakes with zero delays, TTS behind a cache."""
     clock = MonotonicClock()
-    return Backends(FakeSTT(clock, [config["stt_text"]], delay_s=0.0),
-                    FakeChat(clock, [ScriptedReply(config["reply"])], first_token_s=0.0, token_s=0.0),
-                    CachedTTS(FakeTTS(clock, s_per_char=TTS_S_PER_CHAR, delay_s=0.0)))
+    return Engines(FakeSTT(clock, [config["stt_text"]], delay_s=0.0),
+                   FakeChat(clock, [ScriptedReply(config["reply"])], first_token_s=0.0, token_s=0.0),
+                   CachedTTS(FakeTTS(clock, s_per_char=TTS_S_PER_CHAR, delay_s=0.0)))
 
 
 async def watched_until_sigterm(config: dict) -> None:

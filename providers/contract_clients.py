@@ -1,4 +1,4 @@
-"""Clients of the provider HTTP contract (CONTRACTS.md §1): the same interfaces as the engines in process.
+"""Clients of the provider HTTP contract (docs/contracts.md §1): the same interfaces as the engines in process.
 
 With them the agent can run against any zapvoice service, or any provider that speaks the contract
 ZuckZapGo's ai mode uses: STT takes a WAV and answers {"text"}, LLM takes {"system", "messages"} and
@@ -13,14 +13,15 @@ import httpx
 import numpy as np
 
 from zapvoice.providers.contracts import Message, Speech, ToolCall, Transcript
-from zapvoice.providers.errors import ProviderError, upstream_error_text
+from zapvoice.providers.errors import ProviderError, UnknownVoice, upstream_error_kind, upstream_error_text
 from zapvoice.audio import PIPELINE_RATE, decode_audio, to_int16, wav_bytes
 
 _MAX_SPEECH_S = 600.0  # a TTS answer longer than ten minutes is a broken provider
 
 
 class ContractClient:
-    """One provider URL, with its bearer token, a pooled connection and failures as ProviderError."""
+    """One provider URL, with its bearer token, a pooled connection and failures as ProviderError:
+    UnknownVoice when a zapvoice provider says so (its error's `kind`), a 502 or 504 otherwise."""
 
     def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0,
                  client: httpx.AsyncClient | None = None):
@@ -38,7 +39,10 @@ class ContractClient:
         except httpx.HTTPError as exc:
             raise ProviderError(502, f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from exc
         if not response.is_success:
-            raise ProviderError(502, f"{self.url} answered HTTP {response.status_code}: {upstream_error_text(response)}")
+            message = f"{self.url} answered HTTP {response.status_code}: {upstream_error_text(response)}"
+            if upstream_error_kind(response) == UnknownVoice.kind:
+                raise UnknownVoice(message)
+            raise ProviderError(502, message)
         return response
 
     def _field(self, response: httpx.Response, name: str) -> str:

@@ -1,7 +1,8 @@
 """What the conversation needs from speech and language engines, independent of where they run.
 
-Each interface has an in-process implementation (providers.engines) and, for the agent, a
-client of the HTTP contract that ZuckZapGo also speaks; callers cannot tell them apart.
+Each interface has an in-process implementation (providers.stt, llm, tts) and, for the agent, a
+client of the HTTP contract that ZuckZapGo also speaks; callers cannot tell them apart. Only
+zapvoice.composition builds them, so importing this (or the conversation) loads no model library.
 """
 
 from __future__ import annotations
@@ -64,3 +65,19 @@ class ChatModel(Protocol):
 class TextToSpeech(Protocol):
     async def speak(self, text: str, voice: str | None = None, speed: float = 1.0) -> Speech:
         """Text -> speech at the pipeline rate."""
+
+
+@dataclass
+class Engines:
+    """The three engines of one process, shared by every call and request (built by zapvoice.composition)."""
+
+    stt: SpeechToText
+    llm: ChatModel
+    tts: TextToSpeech
+
+    async def aclose(self) -> None:
+        for engine in (self.stt, self.llm, self.tts):  # clients close a connection pool, models a worker pool
+            if hasattr(engine, "aclose"):
+                await engine.aclose()
+            else:
+                engine.close()

@@ -1,8 +1,9 @@
-"""The one error type engines raise, carrying the HTTP status a client should see.
+"""The errors engines raise, carrying the HTTP status a client should see.
 
-The service turns it into a JSON answer; the agent logs it and carries on with the call. What an
-upstream said goes into these messages, so credentials are masked first: some upstreams repeat
-the Authorization header they were sent in their errors.
+The service turns them into a JSON answer; the agent logs them and carries on with the call, and
+tells the ones it acts on by type (UnknownVoice), never by status. What an upstream said goes
+into these messages, so credentials are masked first: some upstreams repeat the Authorization
+header they were sent in their errors.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # only annotations: the conversation imports this, and need not load httpx
+    import httpx
 
 _CREDENTIALS = re.compile(r"\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)  # token68 (RFC 7235)
 _URL_PASSWORD = re.compile(r"(?<=://)[^/@\s]+@")
@@ -19,11 +22,22 @@ MASK = "***"
 
 
 class ProviderError(Exception):
+    kind: str | None = None  # in the service's JSON error, for the errors a client acts on (contract clients read it)
+
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+
+
+class UnknownVoice(ProviderError):
+    """No loaded voice has the name or speaks the language asked for; the default voice still works."""
+
+    kind = "unknown_voice"
+
+    def __init__(self, message: str):
+        super().__init__(422, message)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -34,6 +48,16 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
             text = text.replace(secret, MASK)
     text = _CREDENTIALS.sub(lambda found: f"{found[1]} {MASK}", text)
     return _URL_PASSWORD.sub(f"{MASK}@", text)
+
+
+def upstream_error_kind(response: httpx.Response) -> str | None:
+    """The `kind` of a zapvoice error answer (`{"error", "kind"}`), None for any other answer."""
+    try:
+        error = response.json()
+    except (ValueError, RecursionError):
+        return None
+    kind = error.get("kind") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def upstream_error_text(response: httpx.Response, body: bytes | None = None) -> str:

@@ -1,4 +1,4 @@
-"""The HTTP service ZuckZapGo's ai mode calls: POST /stt, /llm and /tts (CONTRACTS.md §1).
+"""The HTTP service ZuckZapGo's ai mode calls: POST /stt, /llm and /tts (docs/contracts.md §1).
 
 Every failure is a JSON `{"error": "..."}` with a 4xx/5xx status; nothing a client sends can
 crash the process. The engines are loaded before the app is built (a missing model stops
@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from functools import partial
+from pathlib import Path
 
 import pydantic_core
 from fastapi import Depends, FastAPI, Request
@@ -24,8 +25,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zapvoice.providers.client_gone import unless_client_leaves
-from zapvoice.providers.contracts import Message as ChatMessage
-from zapvoice.providers.engines import Engines
+from zapvoice.providers.contracts import Engines, Message as ChatMessage
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.tts import MAX_SPEED, MIN_SPEED
 from zapvoice.audio import PIPELINE_RATE, AudioError, MediaType, decode_audio, wav_bytes
@@ -55,8 +55,9 @@ class TtsRequest(BaseModel):
 
 def create_app(settings: Settings, engines: Engines,
                alongside: Callable[[], AbstractAsyncContextManager] | None = None) -> FastAPI:
-    """`alongside`: something to run beside the service on the same engines (the 4143 gateway),
-    started with it and stopped before the engines are closed."""
+    """`engines`: the in-process ones (zapvoice.composition.service_engines), whose workers and
+    cache /ready reports. `alongside`: something to run beside the service on the same engines
+    (the 4143 gateway), started with it and stopped before the engines are closed."""
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         async with alongside() if alongside else nullcontext():
@@ -70,6 +71,7 @@ def create_app(settings: Settings, engines: Engines,
     app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
     _add_error_handlers(app)
     authorized = Depends(_bearer_check(settings.service))
+    whisper_name = Path(settings.stt.whisper_model).name
 
     @app.get("/health", summary="The process is alive")
     @app.head("/health", include_in_schema=False)
@@ -79,7 +81,7 @@ def create_app(settings: Settings, engines: Engines,
     @app.get("/ready", summary="Models are loaded and the service takes requests")
     @app.head("/ready", include_in_schema=False)
     async def ready() -> dict:
-        return {"ready": True, "whisper": engines.whisper_name, "voices": list(engines.tts.voices),
+        return {"ready": True, "whisper": whisper_name, "voices": list(engines.tts.voices),
                 "stt_jobs": engines.stt.worker.in_flight, "tts_jobs": engines.tts.worker.in_flight,
                 "tts_cache": {"entries": len(engines.tts.cache), "bytes": engines.tts.cache.bytes}}
 
@@ -254,7 +256,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def provider_error(_: Request, exc: ProviderError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("%s", exc.message)
-        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+        body = {"error": exc.message} if exc.kind is None else {"error": exc.message, "kind": exc.kind}
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

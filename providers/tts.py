@@ -14,7 +14,7 @@ import numpy as np
 from piper import PiperVoice, SynthesisConfig
 
 from zapvoice.providers.contracts import Speech
-from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.errors import ProviderError, UnknownVoice
 from zapvoice.providers.speech_cache import SpeechCache
 from zapvoice.providers.spoken_text import to_spoken
 from zapvoice.providers.workers import BoundedWorker
@@ -51,7 +51,7 @@ class PiperTTS:
             language = name.split("-")[0].lower()
             if language == wanted or language.split("_")[0] == wanted:
                 return name
-        raise ProviderError(422, f"unknown voice {requested!r}; loaded voices: {', '.join(self.voices)}")
+        raise UnknownVoice(f"unknown voice {requested!r}; loaded voices: {', '.join(self.voices)}")
 
     def warm_up(self) -> None:
         for voice in self.voices.values():

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from zapvoice.providers.engines import Engines
+from zapvoice.composition import service_engines
 from zapvoice.providers.service import create_app
 from tests.model_builders.piper_voice import build_sine_voice
 from tests.model_builders.whisper import build_scripted_whisper
@@ -70,7 +70,7 @@ def make_service(make_settings):
 
     def make(**overrides):
         settings = make_settings(**overrides)
-        app = create_app(settings, Engines.load(settings))
+        app = create_app(settings, service_engines(settings))
         running = serve_config_in_thread(server_config(app, settings.service, host="127.0.0.1", port=0, log_level="warning"))
         running.settings = settings
         running.app = app  # the service itself: the server's config holds it wrapped

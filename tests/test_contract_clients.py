@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from zapvoice.providers.contract_clients import ContractChat, ContractSTT, ContractTTS
-from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.errors import ProviderError, UnknownVoice
 from tests.conftest import SCRIPTED_TEXT, TOKEN
 from tests.support.servers import serve_in_thread
 from tests.support.speech import speak
@@ -37,6 +37,15 @@ def test_stt_chat_and_tts_through_the_service(service):
     assert reply == "Você disse: oi"
     speech = call(ContractTTS(f"{service.url}/tts", TOKEN), "speak", "Olá!", voice="en", speed=1.5)
     assert speech.rate == 16000 and speech.pcm.dtype == np.int16 and speech.duration_s > 0.2
+
+
+def test_an_unknown_voice_is_told_apart_from_other_failures(service):
+    """The agent falls back to the default voice on UnknownVoice, and only on it."""
+    with pytest.raises(UnknownVoice, match="unknown voice 'fr'"):
+        call(ContractTTS(f"{service.url}/tts", TOKEN), "speak", "Olá!", voice="fr")
+    with pytest.raises(ProviderError, match="the limit is") as caught:
+        call(ContractTTS(f"{service.url}/tts", TOKEN), "speak", "a" * 5000, voice="en")
+    assert not isinstance(caught.value, UnknownVoice)
 
 
 @pytest.fixture(scope="module")

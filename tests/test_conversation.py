@@ -10,12 +10,13 @@ import json
 import numpy as np
 import pytest
 
-from zapvoice.agent.backends import Backends
+from zapvoice.providers.contracts import Engines
 from zapvoice.agent.conversation import INTERRUPTED
 from tests.support.call_rig import CallRig, HangUp, Say, UntilBotDone, Wait
 from tests.support.clock import FastClock
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply
 from tests.support.speech import speak
+from zapvoice.providers.errors import UnknownVoice
 from tests.support.settings import build_settings
 from zapvoice.settings import Settings
 
@@ -48,7 +49,7 @@ def rig(tmp_path, replies, texts=("quero saber o horário",), stt_delay=0.05, fi
     llm = FakeChat(clock, [r if isinstance(r, ScriptedReply) else ScriptedReply(r) for r in replies],
                    first_token_s=first_token_s, token_s=token_s)
     tts = FakeTTS(clock)
-    call = CallRig(clock, settings(tmp_path, **overrides), Backends(stt, llm, tts), noise_dbfs=noise_dbfs)
+    call = CallRig(clock, settings(tmp_path, **overrides), Engines(stt, llm, tts), noise_dbfs=noise_dbfs)
     return call, stt, llm, tts
 
 
@@ -217,6 +218,31 @@ def test_the_reply_voice_follows_the_callers_language(tmp_path, utterance):
     stt.language = "en"
     asyncio.run(call.run([UntilBotDone(), Say(utterance), UntilBotDone(), HangUp()]))
     assert tts.texts[-1] == ("Sure.", "en")
+
+
+def test_a_language_without_a_voice_is_answered_in_the_default_voice(tmp_path, utterance):
+    call, stt, _, tts = rig(tmp_path, ["Bien sûr. Merci."])
+    stt.language = "fr"
+    speak_in_default = tts.speak
+
+    async def only_the_default(text, voice=None, speed=1.0):
+        if voice is not None:
+            raise UnknownVoice(f"unknown voice {voice!r}")
+        return await speak_in_default(text, voice, speed)
+    tts.speak = only_the_default
+    asyncio.run(call.run([UntilBotDone(), Say(utterance), UntilBotDone(), HangUp()]))
+    assert call.conversation.history[-1] == {"role": "assistant", "content": "Bien sûr. Merci."}
+    assert tts.texts[-2:] == [("Bien sûr.", None), ("Merci.", None)]
+
+
+def test_a_turn_cut_at_the_length_limit_is_timed_from_the_cut(tmp_path, utterance):
+    """The caller was still talking at vad_max_utterance_s: the turn's speech ended at the cut,
+    not vad_end_silence_ms (2 s here) before it."""
+    call, _, _, _ = rig(tmp_path, ["Certo."], vad_max_utterance_s=1.0, vad_end_silence_ms=2000, barge_in=False)
+    asyncio.run(call.run([UntilBotDone(), Say(utterance), UntilBotDone(), HangUp()]))
+    turn = records(tmp_path)[2]
+    assert turn["event"] == "turn" and turn["user"] == "quero saber o horário"
+    assert 0 < turn["stt_ms"] < 1000
 
 
 def test_a_remote_hangup_mid_reply_leaves_no_task_behind(tmp_path, utterance):

@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from zapvoice.agent.backends import Backends
+from zapvoice.providers.contracts import Engines
 from zapvoice.agent.conversation import KEYS_PRESSED, Conversation
 from zapvoice.agent.gateway.commands import serving
 from zapvoice.agent.gateway.protocol import GatewaySocket
-from zapvoice.providers.engines import load_voices, load_whisper
+from zapvoice.composition import load_voices, load_whisper
 from zapvoice.providers.llm import OpenAIChat
 from tests.support.clock import FastClock
 from tests.support.gateway_caller import GatewayCaller
@@ -60,7 +60,7 @@ def gateway_settings(make_settings, tmp_path):
 @contextlib.asynccontextmanager
 async def gateway(settings, engines, echo: bool = False, speed: float = SPEED):
     stt, tts = engines
-    backends = None if echo else Backends(stt, OpenAIChat(settings.llm), tts)
+    backends = None if echo else Engines(stt, OpenAIChat(settings.llm), tts)
     try:
         async with serving(settings, backends, FastClock(speed)) as server:
             yield server

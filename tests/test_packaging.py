@@ -29,7 +29,7 @@ def test_a_folder_named_agent_where_zapvoice_runs_changes_nothing(tmp_path):
     for name in ("agent", "providers"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text(f"raise SystemExit('the stray {name}/ was imported')\n")
-    probe = ("import zapvoice.agent.zuckzapgo.calls, zapvoice.agent.gateway.server, zapvoice.providers.service;"
+    probe = ("import zapvoice.agent.zuckzapgo.server, zapvoice.agent.gateway.server, zapvoice.providers.service;"
              "from zapvoice.providers.model_store import load_catalog; print(len(load_catalog()))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

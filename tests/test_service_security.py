@@ -113,13 +113,13 @@ def test_a_client_leaving_mid_body_is_one_info_line(service, caplog):
 
 
 def test_a_token_in_the_query_string_is_masked_in_the_access_log(make_settings, capfd):
-    from zapvoice.providers.engines import Engines
+    from zapvoice.composition import service_engines
     from zapvoice.providers.service import create_app
     from tests.support.servers import serve_config_in_thread
     from zapvoice.http_server import server_config
 
     settings = make_settings()
-    running = serve_config_in_thread(server_config(create_app(settings, Engines.load(settings)), settings.service,
+    running = serve_config_in_thread(server_config(create_app(settings, service_engines(settings)), settings.service,
                                                    host="127.0.0.1", port=0, log_level="info"))
     try:
         assert httpx.get(running.url + "/health?token=leaky-123&x=1&Secret=s3").status_code == 200

@@ -149,12 +149,11 @@ def counted(function, calls: Counter):
 def test_busy_engine_refuses_with_503_before_decoding(make_service, speech, monkeypatch):
     import httpx
 
-    import zapvoice.providers.service
-    import zapvoice.providers.stt
     from tests.conftest import TOKEN
+    from zapvoice.providers import service, stt
 
     calls = Counter()
-    for module, name in ((providers.service, "decode_audio"), (providers.stt, "check_speech")):
+    for module, name in ((service, "decode_audio"), (stt, "check_speech")):
         monkeypatch.setattr(module, name, counted(getattr(module, name), calls))
     running = make_service(stt_concurrency=1, stt_queue=0)
     release = threading.Event()

@@ -345,3 +345,23 @@ def test_real_speech_over_a_noisy_telephone_line():
         assert started.at_s == pytest.approx(at / RATE + begin + 0.06, abs=0.1)
         assert ended.at_s == pytest.approx(at / RATE + end + 0.6, abs=0.15)
         assert ended.speech_s == pytest.approx(end - begin, abs=0.15)
+
+
+def test_a_turn_says_when_its_speech_ended_however_it_ended():
+    """The decision lags the end of speech by vad_end_silence_ms after a pause, by nothing at the
+    length cut and by the steady second when a sound takes over; speech_end_s is the end itself."""
+    paused = run(np.concatenate([shaped_noise(1.0, -50.0), syllables(1.0), shaped_noise(1.0, -50.0, seed=1)]))
+    assert kinds(paused) == TURN and paused[1].utterance == paused[2].utterance == 1
+    assert paused[2].at_s - paused[2].speech_end_s == pytest.approx(settings().end_silence_ms / 1000, abs=0.02)
+
+    audio = np.concatenate([shaped_noise(1.0, -50.0), syllables(7.0, -25, dip_db=12), shaped_noise(1.0, -50.0, seed=1)])
+    cut = run(audio, vad=EnergyVAD(settings(vad_max_utterance_s=3.0)))
+    assert kinds(cut) == [SpeechStarted, TurnEnded, SpeechStarted, TurnEnded, *TURN]
+    assert [event.utterance for event in cut if isinstance(event, TurnEnded)] == [1, 2, 3]
+    assert cut[1].speech_end_s == cut[1].at_s and cut[3].speech_end_s == cut[3].at_s
+
+    audio = shaped_noise(9.0, -55.0, seed=1)
+    audio[RATE : 3 * RATE] += syllables(2.0, -25)
+    audio[int(3.3 * RATE) :] += shaped_noise(5.7, -35.0, seed=2, kind="phone")
+    fan = run(audio)[3]
+    assert fan.speech_end_s == pytest.approx(3.3, abs=0.15) and fan.at_s - fan.speech_end_s >= 0.8

@@ -14,10 +14,16 @@ import logging
 import httpx
 import pytest
 
-from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.agent.zuckzapgo.protocol import (
+    CallNotFound,
+    CallsNotEnabled,
+    ZuckZapGoAPI,
+    ZuckZapGoError,
+    ZuckZapGoUnreachable,
+)
 from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
-from zapvoice.providers.engines import load_voices, load_whisper
+from zapvoice.composition import load_voices, load_whisper
 from tests.support.clock import FastClock
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
 from tests.support.servers import serve_in_thread
@@ -340,3 +346,27 @@ def test_the_webhook_answers_json_nested_too_deep_with_a_400():
     finally:
         app.stop()
     assert answer.status_code == 400 and "nested too deep" in answer.json()["error"]
+
+
+def test_the_refusals_the_agent_acts_on_are_typed():
+    """An engine that is off, a call that is gone and an instance that does not answer are told
+    apart by type, as the agent, the setup and the exit codes need; other refusals stay plain."""
+    off = serve_in_thread(build_fake_zuckzapgo(INSTANCE_TOKEN, frame_s=FRAME_S, enabled=False))
+    on = serve_in_thread(build_fake_zuckzapgo(INSTANCE_TOKEN, frame_s=FRAME_S, enabled=True))
+
+    async def refusals() -> list[type]:
+        engine_off, engine_on = ZuckZapGoAPI(off.url, INSTANCE_TOKEN), ZuckZapGoAPI(on.url, INSTANCE_TOKEN)
+        wrong_token, nowhere = ZuckZapGoAPI(on.url, "not-the-token"), ZuckZapGoAPI("http://127.0.0.1:9", INSTANCE_TOKEN)
+        attempts = [engine_off.calls(), engine_off.dial("5521900000000"), engine_on.answer("no-such-call"),
+                    engine_on.hang_up("no-such-call"), wrong_token.calls(), nowhere.calls()]
+        try:
+            return [type(result) for result in await asyncio.gather(*attempts, return_exceptions=True)]
+        finally:
+            for api in (engine_off, engine_on, wrong_token, nowhere):
+                await api.aclose()
+    try:
+        got = asyncio.run(refusals())
+    finally:
+        off.stop()
+        on.stop()
+    assert got == [CallsNotEnabled, CallsNotEnabled, CallNotFound, CallNotFound, ZuckZapGoError, ZuckZapGoUnreachable]

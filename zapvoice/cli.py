@@ -56,7 +56,7 @@ def _main(argv: list[str] | None) -> int:
 def serve(settings: Settings, _: argparse.Namespace) -> int:
     import uvicorn
 
-    from zapvoice.providers.engines import Engines
+    from zapvoice.composition import service_engines
     from zapvoice.providers.model_store import ModelError
     from zapvoice.providers.service import create_app
     from zapvoice.http_server import server_config
@@ -66,7 +66,7 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
               "to ZuckZapGo's callProviderToken, or pass --allow-no-auth to accept anyone.", file=sys.stderr)
         return 2
     try:
-        engines = Engines.load(settings)
+        engines = service_engines(settings)
     except ModelError as exc:
         print(f"zapvoice: {exc}", file=sys.stderr)
         return 2
@@ -132,7 +132,7 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from zapvoice.providers.contract_clients import ContractSTT
-    from zapvoice.providers.engines import load_whisper
+    from zapvoice.composition import load_whisper
     from zapvoice.providers.model_store import ModelError
     from zapvoice.evaluation import EvalSetError, evaluate, format_comparison, format_report, load_eval_set
 
@@ -146,7 +146,7 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
         engines = [(settings.stt.url, lambda: ContractSTT(settings.stt.url, token, settings.agent.provider_timeout_s))]
     else:
         names = [n.strip() for n in (args.models or settings.stt.whisper_model).split(",") if n.strip()]
-        engines = [(name, lambda name=name: load_whisper(settings.model_copy(update={"stt": settings.stt.model_copy(update={"whisper_model": name})})))
+        engines = [(name, lambda name=name: load_whisper(_with_whisper(settings, name)))
                    for name in names]
     language = settings.stt.language
     suffix = f" through a {args.phone_line} phone line" if args.phone_line else ""
@@ -174,6 +174,10 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
         print(format_report(report), end="\n\n")
     print(format_comparison(reports))
     return 0
+
+
+def _with_whisper(settings: Settings, name: str) -> Settings:
+    return settings.model_copy(update={"stt": settings.stt.model_copy(update={"whisper_model": name})})
 
 
 def models_list(settings: Settings, _: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from zapvoice.agent.backends import Backends
 from zapvoice.agent.clock import Clock
 from zapvoice.agent.conversation import Conversation
 from zapvoice.agent.gateway.codec import EdgeAudio, bytes_per_s
@@ -18,19 +17,20 @@ from zapvoice.agent.gateway.inbound_pacing import RealTimeGate
 from zapvoice.agent.gateway.line import GatewayLine
 from zapvoice.agent.gateway.protocol import Dtmf, GatewaySocket, Hangup
 from zapvoice.agent.line import CallInfo
+from zapvoice.providers.contracts import Engines
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class AgentCall:
-    def __init__(self, socket: GatewaySocket, info: CallInfo, settings: Settings, backends: Backends, clock: Clock):
+    def __init__(self, socket: GatewaySocket, info: CallInfo, settings: Settings, engines: Engines, clock: Clock):
         self.socket = socket
         self.edge = EdgeAudio(settings.gateway.sample_rate, settings.gateway.encoding)
         self.line = GatewayLine(socket, self.edge, settings.gateway, clock)
         self.inbound = RealTimeGate(socket, bytes_per_s(self.edge.rate, self.edge.encoding),
                                     settings.gateway.max_ahead_s, clock)
-        self.conversation = Conversation(self.line, backends, settings, info, clock)
+        self.conversation = Conversation(self.line, engines, settings, info, clock)
         self.actions = dict(action.split("=", 1) for action in settings.gateway.dtmf_actions)
 
     async def run(self) -> str:

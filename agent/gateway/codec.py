@@ -1,6 +1,6 @@
 """The gateway's audio at the edge: its wire format to the pipeline's 16 kHz and back.
 
-The 4143 protocol does not say what its binary messages carry (CONTRACTS.md §3), so it is a
+The 4143 protocol does not say what its binary messages carry (docs/contracts.md §3), so it is a
 setting: s16le PCM or G.711 µ-law/A-law, at 8 or 16 kHz. Each call keeps one resampler per
 direction whose filter runs on across messages, so message boundaries make no clicks.
 """

@@ -1,7 +1,7 @@
 """`zapvoice gateway --echo`: the protocol's own example flow, with no model, to check a gateway.
 
-The spec's "Call Flow" answers at 5 s, sends DTMF 1 at 7 s, echoes the caller's audio and
-hangs up at 17 s. Here: answered at once (by the server), DTMF 1 two seconds later, every
+The protocol's "Call Flow" (docs/gateway-4143.md §5) answers at 5 s, sends DTMF 1 at 7 s, echoes
+the caller's audio and hangs up at 17 s. Here: answered at once (by the server), DTMF 1 two seconds later, every
 audio message sent straight back as it arrives (so it is paced as the caller sends it, in
 any encoding), and the hangup gateway_echo_hangup_s after the answer.
 """

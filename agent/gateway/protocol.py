@@ -1,4 +1,4 @@
-"""The 4143 protocol (specs/003, CONTRACTS.md §3) on one connection: JSON events and binary audio.
+"""The 4143 protocol (docs/gateway-4143.md, docs/contracts.md §3) on one connection: JSON events and binary audio.
 
 The gateway is the client and sends `incoming_call`, `dtmf` and `hangup`; we answer with
 `answer`, `dtmf` and `hangup`. Whatever else it sends (text that is not JSON, unknown events,

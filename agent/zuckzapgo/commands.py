@@ -11,11 +11,12 @@ from collections.abc import Awaitable, Callable
 
 import uvicorn
 
-from zapvoice.agent.command_support import load_backends, stop_on_signals
-from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
-from zapvoice.agent.zuckzapgo.calls import ZuckZapGoAgent
+from zapvoice.agent.command_support import load_engines, stop_on_signals
+from zapvoice.agent.zuckzapgo.protocol import CallsNotEnabled, ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
 from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
+from zapvoice.composition import cache_fixed_phrases, freeze_heap
 from zapvoice.http_server import server_config
 from zapvoice.settings import Settings
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def connect_api(settings: Settings) -> ZuckZapGoAPI | None:
     if not settings.zuckzapgo.url or settings.zuckzapgo.token is None:
-        print("zapvoice: give the instance with --zuckzapgo-url and --zuckzapgo-token-file "
+        print("zapvoice: give the instance with --zuckzapgo-url and --zuckzapgo-token "
               "(ZAPVOICE_ZUCKZAPGO_URL, ZAPVOICE_ZUCKZAPGO_TOKEN)", file=sys.stderr)
         return None
     return ZuckZapGoAPI(settings.zuckzapgo.url, settings.zuckzapgo.token.get_secret_value())
@@ -58,7 +59,8 @@ def run_agent(settings: Settings) -> int:
         serving = asyncio.create_task(server.serve())
         stopping = asyncio.create_task(stop.wait())
         log.info("agent answering calls of %s; health at http://%s:%d/health%s", settings.zuckzapgo.url,
-                 settings.service.host, settings.service.port, ", webhook at /zuckzapgo/webhook?secret=..." if secret else "")
+                 settings.service.host, settings.service.port,
+                 ", webhook at /zuckzapgo/webhook?secret=..." if secret else "")
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         server.should_exit = True
@@ -91,7 +93,7 @@ def place_call(settings: Settings, number: str) -> int:
             reason = "stopped by a signal"
         except ZuckZapGoError as exc:
             print(f"zapvoice: {exc.message}", file=sys.stderr)
-            return 2 if exc.status == 409 else 1
+            return 2 if isinstance(exc, CallsNotEnabled) else 1
         print(f"call ended: {reason}")
         return 0
     return _with_agent(settings, dial)
@@ -110,14 +112,15 @@ def _with_agent(settings: Settings, work: Callable[[ZuckZapGoAgent, asyncio.Even
     api = connect_api(settings)
     if api is None:
         return 2
-    backends = load_backends(settings)
-    if backends is None:
+    engines = load_engines(settings)
+    if engines is None:
         return 2
 
     async def main() -> int:
         stop = stop_on_signals()
-        agent = ZuckZapGoAgent(settings, backends, api)
-        await backends.prepare_for_calls(settings.agent)
+        agent = ZuckZapGoAgent(settings, engines, api)
+        await cache_fixed_phrases(engines, settings)
+        freeze_heap()
         poller = asyncio.create_task(agent.run())
         try:
             return await work(agent, stop)
@@ -126,5 +129,5 @@ def _with_agent(settings: Settings, work: Callable[[ZuckZapGoAgent, asyncio.Even
             await agent.aclose()
             await asyncio.gather(poller, return_exceptions=True)
             await api.aclose()
-            await backends.aclose()
+            await engines.aclose()
     return asyncio.run(main())

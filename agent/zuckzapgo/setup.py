@@ -1,4 +1,4 @@
-"""`zapvoice zuckzapgo setup`: put an instance's calls engine in manual mode (calls guide §5).
+"""`zapvoice zuckzapgo setup`: put an instance's calls engine in manual mode (docs/zuckzapgo.md §3).
 
 The engine reads its configuration when the session connects, so the new configuration needs
 a reconnect, and inbound calls only ring for a session subscribed to the Call event. The
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.agent.zuckzapgo.protocol import CallsNotEnabled, ZuckZapGoAPI, ZuckZapGoError, ZuckZapGoUnreachable
 
 WANTED = {"callsEnabled": True, "callInboundMode": "manual", "callRecord": False}
 DEFAULT_SUBSCRIPTIONS = ["Message"]  # what the guide's example keeps when the instance does not say
@@ -36,9 +36,9 @@ async def enable_manual_mode(api: ZuckZapGoAPI, reconnect_pause_s: float = 1.0) 
     await api.set_config(**WANTED)
     try:
         await api.disconnect()
+    except ZuckZapGoUnreachable:
+        raise
     except ZuckZapGoError as exc:
-        if exc.status == 0:
-            raise
         report.append(f"the session was not connected ({exc.message})")
     await asyncio.sleep(reconnect_pause_s)
     await api.connect(wanted)
@@ -53,10 +53,8 @@ async def enable_manual_mode(api: ZuckZapGoAPI, reconnect_pause_s: float = 1.0) 
 async def _engine_answers(api: ZuckZapGoAPI) -> bool:
     try:
         await api.calls()
-    except ZuckZapGoError as exc:
-        if exc.status == 409:
-            return False
-        raise
+    except CallsNotEnabled:
+        return False
     return True
 
 

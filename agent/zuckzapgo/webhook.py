@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from zapvoice.agent.zuckzapgo.calls import ZuckZapGoAgent
+from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
 
 log = logging.getLogger(__name__)
 

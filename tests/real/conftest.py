@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from zapvoice.providers.engines import load_voices, load_whisper
+from zapvoice.composition import load_voices, load_whisper
 from tests.support import real_models
 
 

@@ -16,7 +16,7 @@ import io
 import pytest
 import soundfile
 
-from zapvoice.agent.backends import Backends
+from zapvoice.providers.contracts import Engines
 from zapvoice.agent.gateway.commands import serving
 from zapvoice.providers.llm import OpenAIChat
 from tests.support.clock import FastClock
@@ -91,7 +91,7 @@ def test_a_gateway_call_in_mulaw_understands_the_caller_and_is_understood(settin
 
     async def scenario():
         stt, tts = real_engines
-        backends = Backends(stt, OpenAIChat(settings.llm), tts)
+        backends = Engines(stt, OpenAIChat(settings.llm), tts)
         try:
             async with serving(settings, backends, FastClock(1.0)) as server:
                 async with GatewayCaller(f"ws://127.0.0.1:{server.port}", rate=8000, encoding="mulaw") as phone:

@@ -1,6 +1,6 @@
 """A fake ZuckZapGo calls engine (Native VoIP, manual mode) for end-to-end tests of the voice agent.
 
-Product-facing API (CONTRACTS.md §2, zuckzapgo-calls-api.md §4-§6, wuzapi's shapes for /session and /webhook).
+Product-facing API (docs/contracts.md §2, docs/zuckzapgo.md §1-§5, wuzapi's shapes for /session and /webhook).
 REST takes the header `token:` and answers {"code", "data", "success": true} or {"code", "error", "success": false}
 with the same HTTP status (401 on a wrong token):
   GET|PUT /call/config       the stored config (callProviderToken write-only); active only after the next connect

@@ -9,9 +9,9 @@ import json
 
 import httpx
 
-from zapvoice.agent.backends import Backends
-from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI
-from zapvoice.agent.zuckzapgo.calls import ZuckZapGoAgent
+from zapvoice.providers.contracts import Engines
+from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI
+from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
 from zapvoice.providers.llm import OpenAIChat
 
 INSTANCE_TOKEN = "zzg-instance-secret-93c1"
@@ -63,7 +63,7 @@ def _call_time(report: dict) -> float:
 @contextlib.asynccontextmanager
 async def running_agent(settings, engines, clock):
     stt, tts = engines
-    backends = Backends(stt, OpenAIChat(settings.llm), tts)
+    backends = Engines(stt, OpenAIChat(settings.llm), tts)
     api = ZuckZapGoAPI(settings.zuckzapgo.url, INSTANCE_TOKEN)
     agent = ZuckZapGoAgent(settings, backends, api, clock)
     poller = asyncio.create_task(agent.run())

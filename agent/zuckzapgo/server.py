@@ -1,4 +1,4 @@
-"""Answers and places ZuckZapGo calls and runs one Conversation per call.
+"""Answers and places ZuckZapGo calls, each a ZuckZapGoCall (call.py) holding one Conversation.
 
 ZuckZapGo tells about calls only through GET /call/status (and, optionally, a webhook that
 merely hints a poll is due): a ringing inbound call is answered once, and a call that
@@ -11,48 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import WebSocketException
-
-from zapvoice.agent.backends import Backends
 from zapvoice.agent.clock import Clock, MonotonicClock
-from zapvoice.agent.conversation import Conversation
 from zapvoice.agent.line import CallInfo
-from zapvoice.agent.zuckzapgo.api import ZuckZapGoAPI, ZuckZapGoError
-from zapvoice.agent.zuckzapgo.media import MediaLine
+from zapvoice.agent.zuckzapgo.call import ZuckZapGoCall, hang_up_quietly
+from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.providers.contracts import Engines
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)
 
 RINGING = {"ringing", "connecting", "calling"}
-REMOTE_HANGUP = "remote hangup"
-
-
-@dataclass(eq=False)
-class _Call:
-    call_id: str
-    conversation: Conversation | None = None
-    listed: bool = False  # seen in /call/status at least once
-    missed_polls: int = 0
-    gone: bool = False  # vanished from /call/status: hung up at the far end
-    answered: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def vanished(self) -> None:
-        self.gone = True
-        self.answered.set()
-        if self.conversation is not None:
-            self.conversation.stop(REMOTE_HANGUP)
 
 
 class ZuckZapGoAgent:
-    def __init__(self, settings: Settings, backends: Backends, api: ZuckZapGoAPI, clock: Clock | None = None):
+    def __init__(self, settings: Settings, engines: Engines, api: ZuckZapGoAPI, clock: Clock | None = None):
         self.settings = settings
-        self.backends = backends
+        self.engines = engines
         self.api = api
         self.clock = clock or MonotonicClock()
-        self.calls: dict[str, _Call] = {}
+        self.calls: dict[str, ZuckZapGoCall] = {}
         self.reachable: bool | None = None
         self._taken: set[str] = set()  # inbound calls answered or declined: never twice
         self._poll_soon = asyncio.Event()
@@ -88,10 +66,10 @@ class ZuckZapGoAgent:
         """Dial `phone` and hold the conversation; the reason it ended. Raises ZuckZapGoError if dialing fails."""
         call_id = await self.api.dial(phone)
         log.info("calling %s: call %s", phone, call_id)
-        call = self.calls[call_id] = _Call(call_id)
+        call = self.calls[call_id] = self._call(call_id)
         self.poll_soon()
         try:
-            return await self._converse(call, CallInfo(call_id, "zuckzapgo", "outbound", called=phone))
+            return await call.converse(CallInfo(call_id, "zuckzapgo", "outbound", called=phone))
         finally:
             self.calls.pop(call_id, None)
 
@@ -137,9 +115,9 @@ class ZuckZapGoAgent:
         if len(self.calls) >= self.settings.agent.max_calls:
             log.warning("declining call %s from %s: %d calls in progress (agent_max_calls)",
                         call_id, caller, len(self.calls))
-            await self._hang_up_quietly(call_id)
+            await hang_up_quietly(self.api, call_id)
             return
-        call = self.calls[call_id] = _Call(call_id, listed=True)
+        call = self.calls[call_id] = self._call(call_id, listed=True)
         try:
             log.info("answering call %s from %s", call_id, caller)
             try:
@@ -148,53 +126,12 @@ class ZuckZapGoAgent:
                 log.warning("cannot answer call %s: %s", call_id, exc.message)
                 return
             call.answered.set()
-            await self._converse(call, CallInfo(call_id, "zuckzapgo", "inbound", caller=caller))
+            await call.converse(CallInfo(call_id, "zuckzapgo", "inbound", caller=caller))
         finally:
             self.calls.pop(call_id, None)
 
-    async def _converse(self, call: _Call, info: CallInfo) -> str:
-        """Open the media socket and hold the conversation on it; hang up if the call outlives it."""
-        line = None
-        reason = "cancelled"
-        try:
-            async with connect(self.api.stream_url(call.call_id), max_size=2**20, open_timeout=10,
-                               logger=self.api.logger("websockets.client")) as ws:
-                line = MediaLine(ws, self.api, call.call_id, self.settings.zuckzapgo.lead_frames)
-                conversation = call.conversation = Conversation(line, self.backends, self.settings, info, self.clock)
-                if info.direction == "outbound" and not await self._answered(call):
-                    reason = REMOTE_HANGUP if call.gone else "not answered"
-                    return reason
-                if call.gone:
-                    return REMOTE_HANGUP
-                listener = self._spawn(line.listen(conversation))
-                listener.add_done_callback(lambda _: conversation.stop("media socket closed"))
-                reason = await conversation.run()
-                listener.cancel()
-                return reason
-        except (OSError, TimeoutError, WebSocketException) as exc:
-            reason = "media socket failed"
-            log.warning("call %s: cannot open the media socket: %s", call.call_id,
-                        self.api.redact(f"{type(exc).__name__}: {exc}"))
-            return reason
-        finally:
-            if not call.gone and not (line is not None and line.hung_up):
-                await self._hang_up_quietly(call.call_id)
-
-    async def _answered(self, call: _Call) -> bool:
-        """Wait until the callee picks up (the status says active), hangs up, or never answers."""
-        try:
-            await asyncio.wait_for(call.answered.wait(), self.settings.zuckzapgo.ring_timeout_s)
-        except TimeoutError:
-            log.info("call %s: no answer in %g s", call.call_id, self.settings.zuckzapgo.ring_timeout_s)
-            return False
-        return not call.gone
-
-    async def _hang_up_quietly(self, call_id: str) -> None:
-        try:
-            await self.api.hang_up(call_id)
-        except ZuckZapGoError as exc:
-            if exc.status != 404:
-                log.warning("cannot hang up call %s: %s", call_id, exc.message)
+    def _call(self, call_id: str, listed: bool = False) -> ZuckZapGoCall:
+        return ZuckZapGoCall(call_id, self.settings, self.engines, self.api, self.clock, listed)
 
     def _spawn(self, work) -> asyncio.Task:
         task = asyncio.create_task(work)

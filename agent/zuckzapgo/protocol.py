@@ -1,9 +1,9 @@
-"""ZuckZapGo's REST API for calls in manual mode (CONTRACTS.md §2, the calls guide §4-§5).
+"""ZuckZapGo's REST API for calls in manual mode (docs/contracts.md §2, docs/zuckzapgo.md §1-§3).
 
 Every request carries the instance token in a `token:` header; every answer is wrapped as
 {"code", "data", "success"} or {"code", "error", "success": false}. Failures become
-ZuckZapGoError with the engine's own message, and the token is scrubbed from anything that
-could reach a log.
+ZuckZapGoError with the engine's own message (the ones callers act on, typed: unreachable,
+calls engine off, no such call), and the token is scrubbed from anything that could reach a log.
 """
 
 from __future__ import annotations
@@ -26,6 +26,18 @@ class ZuckZapGoError(Exception):
         self.message = message
 
 
+class ZuckZapGoUnreachable(ZuckZapGoError):
+    """No answer at all (status 0): nothing was done."""
+
+
+class CallsNotEnabled(ZuckZapGoError):
+    """409 from GET /call/status or POST /call/dial: the calls engine is off until enabled and reconnected (§5)."""
+
+
+class CallNotFound(ZuckZapGoError):
+    """404 from POST /call/answer or /call/hangup: no such call, or it has already ended."""
+
+
 class ZuckZapGoAPI:
     def __init__(self, base_url: str, token: str, timeout_s: float = 10.0, client: httpx.AsyncClient | None = None):
         self.base_url = base_url.rstrip("/")
@@ -43,14 +55,15 @@ class ZuckZapGoAPI:
                 text = text.replace(secret, "***")
         return text
 
-    async def request(self, method: str, path: str, body: dict | None = None) -> dict:
-        """The `data` of a successful answer."""
+    async def request(self, method: str, path: str, body: dict | None = None,
+                      errors: dict[int, type[ZuckZapGoError]] | None = None) -> dict:
+        """The `data` of a successful answer. `errors`: what this endpoint's refusals mean, by status."""
         try:
             response = await self._client.request(method, self.base_url + path, json=body,
                                                   headers={"token": self._token})
         except httpx.HTTPError as exc:
-            raise ZuckZapGoError(0, self.redact(f"cannot reach ZuckZapGo at {self.base_url}: "
-                                                f"{type(exc).__name__}: {exc}")) from None
+            raise ZuckZapGoUnreachable(0, self.redact(f"cannot reach ZuckZapGo at {self.base_url}: "
+                                                      f"{type(exc).__name__}: {exc}")) from None
         try:
             answer = response.json()
         except ValueError:
@@ -62,11 +75,12 @@ class ZuckZapGoAPI:
             message = answer.get("error") or answer.get("message") or f"HTTP {response.status_code}"
             if response.status_code == 401:
                 message += " (the instance token, --zuckzapgo-token, is not this instance's)"
-            raise ZuckZapGoError(response.status_code, self.redact(f"{method} {path}: {message}"))
+            error = (errors or {}).get(response.status_code, ZuckZapGoError)
+            raise error(response.status_code, self.redact(f"{method} {path}: {message}"))
         data = answer.get("data")
         return data if isinstance(data, dict) else {}
 
-    # --- configuration (§4.1, §4.2, §5) ---------------------------------------------------------
+    # --- configuration (docs/zuckzapgo.md §2-§3) --------------------------------------------------
 
     async def config(self) -> dict:
         return await self.request("GET", "/call/config")
@@ -83,7 +97,7 @@ class ZuckZapGoAPI:
             try:
                 value = (await self.request("GET", path)).get(key)
             except ZuckZapGoError as exc:
-                if exc.status in (0, 401):
+                if isinstance(exc, ZuckZapGoUnreachable) or exc.status == 401:
                     raise
                 continue
             if isinstance(value, str):
@@ -98,25 +112,25 @@ class ZuckZapGoAPI:
     async def connect(self, subscribe: list[str]) -> None:
         await self.request("POST", "/session/connect", {"Subscribe": subscribe, "Immediate": True})
 
-    # --- calls (§4.3 - §4.6) --------------------------------------------------------------------
+    # --- calls (docs/zuckzapgo.md §2, §4) --------------------------------------------------------
 
     async def calls(self) -> list[dict]:
         """Live calls; a call that ended is no longer listed."""
-        calls = (await self.request("GET", "/call/status")).get("calls")
+        calls = (await self.request("GET", "/call/status", errors={409: CallsNotEnabled})).get("calls")
         return [c for c in calls if isinstance(c, dict) and isinstance(c.get("callId"), str)] if isinstance(calls, list) else []
 
     async def answer(self, call_id: str) -> None:
-        await self.request("POST", "/call/answer", {"callId": call_id})
+        await self.request("POST", "/call/answer", {"callId": call_id}, errors={404: CallNotFound})
 
     async def hang_up(self, call_id: str) -> None:
-        await self.request("POST", "/call/hangup", {"callId": call_id})
+        await self.request("POST", "/call/hangup", {"callId": call_id}, errors={404: CallNotFound})
 
     async def dial(self, phone: str) -> str:
         try:
-            data = await self.request("POST", "/call/dial", {"phone": phone})
+            data = await self.request("POST", "/call/dial", {"phone": phone}, errors={409: CallsNotEnabled})
+        except CallsNotEnabled as exc:
+            raise CallsNotEnabled(409, f"{exc.message}. {NOT_ENABLED_HELP}") from None
         except ZuckZapGoError as exc:
-            if exc.status == 409:
-                raise ZuckZapGoError(409, f"{exc.message}. {NOT_ENABLED_HELP}") from None
             if exc.status == 502:
                 raise ZuckZapGoError(502, f"{phone} is unreachable on WhatsApp ({exc.message})") from None
             raise
@@ -126,7 +140,7 @@ class ZuckZapGoAPI:
         return call_id
 
     def stream_url(self, call_id: str) -> str:
-        """The media WebSocket of a call (§6); holds the token: never log it."""
+        """The media WebSocket of a call (docs/zuckzapgo.md §5); holds the token: never log it."""
         base = "ws" + self.base_url.removeprefix("http")
         return f"{base}/call/{quote(call_id, safe='')}/stream?token={quote(self._token, safe='')}"
 

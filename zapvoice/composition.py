@@ -1,0 +1,98 @@
+"""The composition root: the one place engines are chosen, loaded and prepared for calls.
+
+The commands call it; everything else (the service, the conversation, the transports) gets a
+ready `Engines` and sees only the interfaces of providers.contracts, so faster-whisper, Piper,
+CTranslate2 and onnxruntime are imported here, and only by a command that needs them.
+
+For the agent each of STT, LLM and TTS is chosen on its own: `--stt-url`/`--tts-url` point at a
+provider speaking the HTTP contract (a zapvoice service, or anything ZuckZapGo's ai mode could
+use); without them the models load here, once, shared by every call. The LLM is always remote:
+an OpenAI-compatible API (streamed) or a contract /llm URL (whole replies).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+
+from zapvoice.providers.contract_clients import ContractChat, ContractSTT, ContractTTS
+from zapvoice.providers.contracts import Engines
+from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.llm import OpenAIChat
+from zapvoice.providers.model_store import ModelError, ModelStore
+from zapvoice.providers.stt import WhisperSTT
+from zapvoice.providers.tts import PiperTTS
+from zapvoice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def service_engines(settings: Settings, download: bool | None = None) -> Engines:
+    """The service's engines, all in process: resolve, fetch if allowed, load and warm every model;
+    ModelError says what to run when one is unusable."""
+    started = time.perf_counter()
+    stt = load_whisper(settings, download)
+    tts = load_voices(settings, download)
+    log.info("models ready in %.1f s: whisper %s, voices %s", time.perf_counter() - started,
+             settings.stt.whisper_model, ", ".join(tts.voices))
+    return Engines(stt=stt, llm=OpenAIChat(settings.llm), tts=tts)
+
+
+def agent_engines(settings: Settings) -> Engines:
+    """The agent's engines: each loaded here or connected over HTTP; raises ModelError when a local model is unusable."""
+    token = settings.agent.provider_token.get_secret_value() if settings.agent.provider_token else None
+    timeout = settings.agent.provider_timeout_s
+    stt = ContractSTT(settings.stt.url, token, timeout) if settings.stt.url else load_whisper(settings)
+    tts = ContractTTS(settings.tts.url, token, timeout) if settings.tts.url else load_voices(settings)
+    llm = ContractChat(settings.llm.url, token, timeout) if settings.llm.is_contract else OpenAIChat(settings.llm)
+    log.info("agent engines: stt %s, llm %s, tts %s", settings.stt.url or f"whisper {settings.stt.whisper_model}",
+             settings.llm.url, settings.tts.url or ", ".join(settings.tts.voices))
+    return Engines(stt, llm, tts)
+
+
+def load_whisper(settings: Settings, download: bool | None = None) -> WhisperSTT:
+    """The configured Whisper model, fetched if allowed, loaded and warmed."""
+    store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
+    whisper_dir = store.whisper_dir(settings.stt.whisper_model, settings.models.auto_download if download is None else download)
+    stt = _load("Whisper model", whisper_dir, lambda: WhisperSTT(whisper_dir, settings.stt))
+    stt.warm_up()
+    return stt
+
+
+def load_voices(settings: Settings, download: bool | None = None) -> PiperTTS:
+    """The configured Piper voices, fetched if allowed, loaded and warmed."""
+    store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
+    download = settings.models.auto_download if download is None else download
+    voice_files = dict(store.voice_file(spec, download) for spec in settings.tts.voices)
+    tts = _load("Piper voices", ", ".join(map(str, voice_files.values())), lambda: PiperTTS(voice_files, settings.tts))
+    tts.warm_up()
+    return tts
+
+
+def _load(what: str, where: object, load):
+    try:
+        return load()
+    except (RuntimeError, ValueError, OSError, KeyError) as exc:
+        raise ModelError(f"cannot load the {what} from {where}: {exc}. "
+                         "Fetch it again with `zapvoice models pull --force`.") from exc
+
+
+async def cache_fixed_phrases(engines: Engines, settings: Settings) -> None:
+    """Synthesize the greeting, idle prompt, farewell and error reply once, so every call gets them from the cache."""
+    try:
+        for text in (settings.agent.greeting, settings.agent.idle_prompt, settings.agent.farewell,
+                     settings.agent.error_reply):
+            if text:
+                await engines.tts.speak(text)
+    except ProviderError as exc:  # a remote TTS that is down now may be up when a call comes
+        log.warning("cannot prepare the greeting: %s", exc.message)
+
+
+def freeze_heap() -> None:
+    """The last start-up step before calls: take everything loaded so far out of the garbage
+    collector's full passes (gc.freeze). With the models in memory a full collection walks ~60k
+    objects and stalls every call's audio for about 30 ms; frozen, it costs nothing (measured
+    with benchmarks/bench_agent.py)."""
+    gc.collect()
+    gc.freeze()
