@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def connect_api(settings: Settings) -> ZuckZapGoAPI | None:
     if not settings.zuckzapgo.url or settings.zuckzapgo.token is None:
-        print("zapvoice: give the instance with --zuckzapgo-url and --zuckzapgo-token "
+        print("zapvoice: give the instance with --zuckzapgo-url and --zuckzapgo-token-file "
               "(ZAPVOICE_ZUCKZAPGO_URL, ZAPVOICE_ZUCKZAPGO_TOKEN)", file=sys.stderr)
         return None
     return ZuckZapGoAPI(settings.zuckzapgo.url, settings.zuckzapgo.token.get_secret_value())
