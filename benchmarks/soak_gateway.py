@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -52,9 +53,11 @@ async def one_call(url: str, utterance, turns: int, session: str) -> int:
     return replies
 
 
-async def wave(url: str, utterance, turns: int, first: int, count: int) -> int:
+async def wave(url: str, utterance, turns: int, first: int, count: int, failures: Counter) -> int:
+    """One wave of `count` calls at once; the replies heard, and each call that failed counted by its error."""
     done = await asyncio.gather(*(one_call(url, utterance, turns, f"soak-{first + n}") for n in range(count)),
                                 return_exceptions=True)
+    failures.update(type(result).__name__ for result in done if isinstance(result, BaseException))
     return sum(result for result in done if isinstance(result, int))
 
 
@@ -75,7 +78,8 @@ def main() -> None:
                  work / "fake-llm.log", fake_url)
     gateway = Child([ZAPVOICE, "gateway", "--gateway-port", str(port), "--llm-url", f"{fake_url}/v1",
                      "--llm-model", "echo", "--agent-record-dir", str(work / "calls"),
-                     "--agent-max-calls", str(args.concurrent), "--agent-idle-prompt-s", "3600", *models],
+                     "--agent-max-calls", str(args.concurrent), "--agent-idle-prompt-s", "3600",
+                     "--stt-queue", str(args.concurrent), "--tts-queue", str(args.concurrent), *models],
                     work / "gateway.log", f"http://127.0.0.1:{port}/health")
     utterance = speak("Bom dia, eu queria marcar uma consulta.")
     rows = ["| calls done | replies heard | wave s | RSS MB | peak RSS MB | open fds | threads |",
@@ -91,19 +95,23 @@ def main() -> None:
     try:
         sample(0, 0, 0.0)
         calls = replies = 0
+        failures: Counter = Counter()
         while calls < args.calls:
             count = min(args.concurrent, args.calls - calls)
             began = time.monotonic()
-            replies += asyncio.run(wave(url, utterance, args.turns, calls, count))
+            replies += asyncio.run(wave(url, utterance, args.turns, calls, count, failures))
             calls += count
             sample(calls, replies, time.monotonic() - began)
         health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
+        busy = (work / "gateway.log").read_text().count("transcription failed")
     finally:
         gateway.stop()
         fake.stop()
     expected = args.calls * args.turns
-    summary = [f"{args.calls} calls in waves of {args.concurrent}, {args.turns} turns each: {replies} of {expected} "
-               f"replies heard; /health after the soak: {health}."]
+    failed = ", ".join(f"{n} × {name}" for name, n in failures.items()) or "none"
+    summary = [f"{args.calls} calls in waves of {args.concurrent}, {args.turns} turns each (STT and TTS queues as "
+               f"deep as a wave): {replies} of {expected} replies heard; calls that failed on the caller's side: "
+               f"{failed}; failed transcriptions in the gateway's log: {busy}; /health after the soak: {health}."]
     publish("soak_gateway", [*provenance(run), "", *summary, "", *rows], write=not args.no_write)
 
 
