@@ -77,9 +77,9 @@ def main() -> None:
                   f"uvicorn.run(build_fake_llm(), port={fake_port}, log_level='warning')"],
                  work / "fake-llm.log", fake_url)
     gateway = Child([ZAPVOICE, "gateway", "--gateway-port", str(port), "--llm-url", f"{fake_url}/v1",
-                     "--llm-model", "echo", "--agent-record-dir", str(work / "calls"),
-                     "--agent-max-calls", str(args.concurrent), "--agent-idle-prompt-s", "3600",
-                     "--stt-queue", str(args.concurrent), "--tts-queue", str(args.concurrent), *models],
+                     "--llm-model", "echo", "-c", f"agent.record_dir={work / 'calls'}",
+                     "-c", f"agent.max_calls={args.concurrent}", "-c", "agent.idle_prompt_s=3600",
+                     "-c", f"stt.queue={args.concurrent}", "-c", f"tts.queue={args.concurrent}", *models],
                     work / "gateway.log", f"http://127.0.0.1:{port}/health")
     utterance = speak("Bom dia, eu queria marcar uma consulta.")
     rows = ["| calls done | replies heard | wave s | RSS MB | peak RSS MB | open fds | threads |",
