@@ -27,7 +27,7 @@ from enum import Enum
 import numpy as np
 
 from zapvoice.audio import PIPELINE_RATE
-from zapvoice.settings import Settings
+from zapvoice.settings import VadSettings
 
 SUBFRAME = 320  # samples: the VAD decides every 20 ms whatever the chunking of its input
 SUBFRAMES_PER_S = PIPELINE_RATE // SUBFRAME
@@ -118,21 +118,21 @@ class EnergyVAD:
     `in_speech`, `speech_ms` and `noise_floor_dbfs` are for barge-in while the bot talks.
     """
 
-    def __init__(self, settings: Settings):
-        self._start_db = settings.vad_start_db
-        self._stop_db = settings.vad_stop_db
-        self._min_start_dbfs = settings.vad_min_level_dbfs
+    def __init__(self, vad: VadSettings):
+        self._start_db = vad.start_db
+        self._stop_db = vad.stop_db
+        self._min_start_dbfs = vad.min_level_dbfs
         # The absolute minimum gets the same hysteresis as the floor-relative threshold.
-        self._min_stay_dbfs = settings.vad_min_level_dbfs - (settings.vad_start_db - settings.vad_stop_db)
-        self._onset = _subframes(settings.vad_onset_ms)
-        self._min_speech = _subframes(settings.vad_min_speech_ms)
-        self._end = _subframes(settings.vad_end_silence_ms)
-        self._pause = min(_subframes(settings.vad_pause_ms), self._end)
-        self._max = _subframes(settings.vad_max_utterance_s * 1000)
-        self._rise = 1.0 - math.exp(-1.0 / (SUBFRAMES_PER_S * settings.vad_floor_rise_s))
+        self._min_stay_dbfs = vad.min_level_dbfs - (vad.start_db - vad.stop_db)
+        self._onset = _subframes(vad.onset_ms)
+        self._min_speech = _subframes(vad.min_speech_ms)
+        self._end = _subframes(vad.end_silence_ms)
+        self._pause = min(_subframes(vad.pause_ms), self._end)
+        self._max = _subframes(vad.max_utterance_s * 1000)
+        self._rise = 1.0 - math.exp(-1.0 / (SUBFRAMES_PER_S * vad.floor_rise_s))
         # One sub-frame more than the pre-roll: speech may begin up to a sub-frame before the
         # first sub-frame loud enough to count, and the pre-roll is promised before the speech.
-        self._history: deque[np.ndarray] = deque(maxlen=_subframes(settings.vad_preroll_ms) + 1 + self._onset)
+        self._history: deque[np.ndarray] = deque(maxlen=_subframes(vad.preroll_ms) + 1 + self._onset)
         self._recent: deque[float] = deque(maxlen=FALL_SUBFRAMES)
         self._steady: deque[float] = deque(maxlen=STEADY_SUBFRAMES)
         self._floor = SILENCE_DBFS

@@ -90,7 +90,7 @@ from tests.support.speech import speak  # noqa: E402
 from zapvoice.audio import PIPELINE_RATE, to_int16  # noqa: E402
 from zapvoice.evaluation import read_clip  # noqa: E402
 from zapvoice.word_errors import NO_ERRORS, word_errors  # noqa: E402
-from zapvoice.settings import Settings  # noqa: E402
+from zapvoice.settings import Settings, nest  # noqa: E402
 
 if "--run-agent" not in sys.argv:  # not in the agent's process: nothing there may import torch (the random-weight
     # Piper builder's dependency), or every full garbage collection of the agent would walk torch's 140k objects
@@ -100,7 +100,7 @@ if "--run-agent" not in sys.argv:  # not in the agent's process: nothing there m
 TOKEN = "bench-instance-token"
 FRAME_S = 0.06
 FRAME = 960
-END_SILENCE_S = Settings(_env_file=None).vad_end_silence_ms / 1000
+END_SILENCE_S = Settings(_env_file=None).vad.end_silence_ms / 1000
 AUDIBLE_DBFS = -40.0
 UTTERANCES = ["Bom dia, eu queria marcar uma consulta.", "Quero marcar uma consulta para amanhã de manhã.",
               "Vocês atendem pelo convênio da empresa?"]
@@ -124,15 +124,15 @@ def run_agent_process(config: dict, serve=None) -> None:
 
 
 async def _agents(config: dict) -> None:
-    all_settings = [Settings(_env_file=None, **values) for values in config["agents"]]
+    all_settings = [Settings(_env_file=None, **nest(values)) for values in config["agents"]]
     first = all_settings[0]
     if config["engines"] == "models":
-        backends = Engines(load_whisper(first), OpenAIChat(first), load_voices(first))
+        backends = Engines(load_whisper(first), OpenAIChat(first.llm), load_voices(first))
     else:
         backends = instant_backends(config)
     await cache_fixed_phrases(backends, first)
     freeze_heap()
-    apis = [ZuckZapGoAPI(s.zuckzapgo_url, s.zuckzapgo_token.get_secret_value()) for s in all_settings]
+    apis = [ZuckZapGoAPI(s.zuckzapgo.url, s.zuckzapgo.token.get_secret_value()) for s in all_settings]
     agents = [ZuckZapGoAgent(s, backends, api) for s, api in zip(all_settings, apis)]
     pollers = [asyncio.create_task(agent.run()) for agent in agents]
     await watched_until_sigterm(config)
@@ -333,7 +333,7 @@ def _vad_decisions(pcm: bytes) -> tuple[int, int]:
     noise = [np.clip(rng.standard_normal(FRAME) * 32768 * 10 ** (-60 / 20), -32768, 32767).astype("<i2").tobytes()
              for _ in range(60)]
     lead = 34
-    vad = EnergyVAD(Settings(_env_file=None))
+    vad = EnergyVAD(Settings(_env_file=None).vad)
     onset = end = None
     for k, frame in enumerate(noise[:lead] + frames_of(pcm) + noise[lead:]):
         for event in vad.process(np.frombuffer(frame, "<i2").astype(np.float32) / 32768):

@@ -59,7 +59,7 @@ from benchmarks.bench_agent import (END_SILENCE_S, INTERRUPTION, LONG_REPLY, REP
                                     watched_until_sigterm)
 from tests.support.gateway_caller import CHUNK_S, GatewayCaller  # noqa: E402
 from zapvoice.audio import PIPELINE_RATE  # noqa: E402
-from zapvoice.settings import Settings  # noqa: E402
+from zapvoice.settings import Settings, nest  # noqa: E402
 
 if "--run-agent" not in sys.argv:  # as bench_agent: the agent's process must not import torch
     from benchmarks.bench_providers import clip, free_port, percentile
@@ -72,7 +72,7 @@ RATE = 8000
 
 async def _gateway(config: dict) -> None:
     """`--run-agent`: the gateway server with the agent on the instant providers, until SIGTERM."""
-    settings = Settings(_env_file=None, **config["agents"][0])
+    settings = Settings(_env_file=None, **nest(config["agents"][0]))
     async with serving(settings, instant_backends(config)):
         await watched_until_sigterm(config)
 

@@ -55,8 +55,8 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print the report, leave BENCHMARKS.md alone")
     args = parser.parse_args()
     started = now()
-    settings = Settings(_env_file=None, whisper_model=str(whisper_base_dir()), stt_language="en")
-    stt = WhisperSTT(whisper_base_dir(), settings)
+    settings = Settings(_env_file=None, stt={"whisper_model": str(whisper_base_dir()), "language": "en"})
+    stt = WhisperSTT(whisper_base_dir(), settings.stt)
     stt.warm_up()
     rows, padded_errors, raw_errors, cut_errors = [], NO_ERRORS, NO_ERRORS, NO_ERRORS
     decode_s, check_s, fired_padded, loops = [], [], 0, 0

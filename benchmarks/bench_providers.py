@@ -135,10 +135,10 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "ZAPVOICE_LOG_LEVEL": "warning"}
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "zapvoice"), "serve", "--port", str(self.port), "--token", TOKEN,
+            [str(Path(sys.executable).parent / "zapvoice"), "serve", "--port", str(self.port), "-c", f"service.token={TOKEN}",
              "--whisper-model", str(whisper), "--voices", ",".join(map(str, voices)), "--llm-url", llm_url, "--llm-model", llm_model,
-             "--stt-queue", "64", "--tts-queue", "64",
-             *(["--stt-max-new-tokens", str(max_new_tokens)] if max_new_tokens is not None else [])],
+             "-c", "stt.queue=64", "-c", "tts.queue=64",
+             *(["-c", f"stt.max_new_tokens={max_new_tokens}"] if max_new_tokens is not None else [])],
             env=env)
         wait_ready(f"{self.url}/ready", self.process)
         self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)

@@ -63,7 +63,7 @@ class Service:
 
         self.log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "zapvoice"), "serve", "--port", str(self.port), "--token", TOKEN,
+            [str(Path(sys.executable).parent / "zapvoice"), "serve", "--port", str(self.port), "-c", f"service.token={TOKEN}",
              "--whisper-model", str(models["whisper"]), "--voices", f"{models['pt']},{models['en']}",
              "--no-auto-download", "--llm-url", "http://127.0.0.1:9/v1", "--model-dir", str(log_path.parent)],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=limit_files)
@@ -167,12 +167,17 @@ def describe(raw: bytes) -> str:
     status = parts[1] if len(parts) > 1 else "?"
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     ctype = headers.get("content-type", "no content type").split(";")[0]
+    following = ""
+    if headers.get("content-length", "").isdigit():  # the bytes after it answer a second request
+        length = int(headers["content-length"])
+        body, rest = body[:length], body[length:]
+        following = f"; then {describe(rest)}" if rest else ""
     try:
         decoded = json.loads(body)
     except ValueError:
-        return f"{status} {ctype}, {'not JSON' if body else 'empty body'}"
+        return f"{status} {ctype}, {'not JSON' if body else 'empty body'}{following}"
     shaped = isinstance(decoded, dict) and isinstance(decoded.get("error"), str)
-    return f"{status} {ctype}, {'JSON error' if shaped else 'JSON'}"
+    return f"{status} {ctype}, {'JSON error' if shaped else 'JSON'}{following}"
 
 
 def read_answer(sock: socket.socket, deadline: float) -> tuple[bytes, float | None]:

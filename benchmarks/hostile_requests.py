@@ -73,7 +73,7 @@ class Server:
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "zapvoice"), "serve", "--port", self.url.rsplit(":", 1)[1],
-             "--token", TOKEN, "--whisper-model", str(whisper), "--voices", ",".join(map(str, voices)),
+             "-c", f"service.token={TOKEN}", "--whisper-model", str(whisper), "--voices", ",".join(map(str, voices)),
              "--llm-url", "http://127.0.0.1:9/v1"],
             env={**os.environ, "ZAPVOICE_LOG_LEVEL": "warning", "HF_HUB_OFFLINE": "1"},
             stdout=self.log, stderr=subprocess.STDOUT)

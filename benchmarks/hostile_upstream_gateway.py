@@ -160,10 +160,10 @@ def while_watching(url: str, work) -> tuple[object, float]:
 
 
 def agent_stream(fake_url: str, mode: str) -> tuple[str, float]:
-    settings = Settings(_env_file=None, llm_url=f"{fake_url}/v1", llm_model=mode, llm_timeout_s=TIMEOUT_S)
+    settings = Settings(_env_file=None, llm={"url": f"{fake_url}/v1", "model": mode, "timeout_s": TIMEOUT_S})
 
     async def main():
-        chat = OpenAIChat(settings)
+        chat = OpenAIChat(settings.llm)
         started = time.monotonic()
         try:
             text = "".join([piece async for piece in chat.stream("", [{"role": "user", "content": "oi"}])
@@ -204,8 +204,8 @@ def bench_upstream(work: Path, models: list[str]) -> list[str]:
                   f"uvicorn.run(build_fake_llm(), port={fake_port}, log_level='warning', backlog=4096)"],
                  work / "fake-llm.log", fake_url)
     service_log = work / "serve.log"
-    service = Child([ZAPVOICE, "serve", "--port", str(port), "--token", TOKEN, "--llm-url", f"{fake_url}/v1",
-                     "--llm-model", "per-request", "--llm-api-key", API_KEY, "--llm-timeout-s", str(TIMEOUT_S),
+    service = Child([ZAPVOICE, "serve", "--port", str(port), "-c", f"service.token={TOKEN}", "--llm-url", f"{fake_url}/v1",
+                     "--llm-model", "per-request", "-c", f"llm.api_key={API_KEY}", "-c", f"llm.timeout_s={TIMEOUT_S}",
                      *models], service_log, f"{url}/health")
     rows = ["| attack | answer | time s | effect |", "|---|---|---|---|"]
     try:
@@ -309,7 +309,7 @@ def bench_gateway(work: Path, models: list[str]) -> list[str]:
                   f"uvicorn.run(build_fake_llm(), port={fake_port}, log_level='warning')"],
                  work / "fake-llm-gw.log", fake_url)
     gateway = Child([ZAPVOICE, "gateway", "--gateway-port", str(port), "--llm-url", f"{fake_url}/v1",
-                     "--llm-model", "echo", "--agent-record-dir", "", "--agent-idle-prompt-s", "3600", *models],
+                     "--llm-model", "echo", "-c", "agent.record_dir=", "-c", "agent.idle_prompt_s=3600", *models],
                     work / "gateway.log", f"http://127.0.0.1:{port}/health")
     utterance = speak("Bom dia, eu queria marcar uma consulta.")
     rows = ["| attack | effect |", "|---|---|"]

@@ -21,42 +21,42 @@ import httpx
 from zapvoice.providers.contracts import Message, ToolCall
 from zapvoice.providers.errors import ProviderError, redact, upstream_error_text
 from zapvoice.providers.spoken_text import strip_reasoning, to_spoken
-from zapvoice.settings import Settings
+from zapvoice.settings import LLMSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 class OpenAIChat:
-    def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None):
+    def __init__(self, settings: LLMSettings, client: httpx.AsyncClient | None = None):
         self.settings = settings
-        self.url = settings.llm_url.rstrip("/") + "/chat/completions"
+        self.url = settings.url.rstrip("/") + "/chat/completions"
         headers = {}
         self._secrets: tuple[str, ...] = ()
-        if settings.llm_api_key:
-            self._secrets = (settings.llm_api_key.get_secret_value(),)
+        if settings.api_key:
+            self._secrets = (settings.api_key.get_secret_value(),)
             headers["Authorization"] = f"Bearer {self._secrets[0]}"
         # httpx's timeouts bound each read; _Deadline bounds the whole exchange.
         self.client = client or httpx.AsyncClient(
             headers=headers,
-            timeout=httpx.Timeout(settings.llm_timeout_s, connect=min(5.0, settings.llm_timeout_s)),
-            limits=httpx.Limits(max_connections=settings.llm_max_connections,
-                                max_keepalive_connections=min(32, settings.llm_max_connections)),
+            timeout=httpx.Timeout(settings.timeout_s, connect=min(5.0, settings.timeout_s)),
+            limits=httpx.Limits(max_connections=settings.max_connections,
+                                max_keepalive_connections=min(32, settings.max_connections)),
         )
         self._tools_refused = False  # the upstream rejected a request offering tools: never offer them again
 
     def _payload(self, system: str, messages: list[Message], stream: bool = False, tools: Sequence[dict] = ()) -> dict:
         s = self.settings
         chat = ([{"role": "system", "content": system}] if system else []) + list(messages)
-        payload = {"model": s.llm_model, "messages": chat, "temperature": s.llm_temperature,
-                   "max_tokens": s.llm_max_tokens, "stream": stream}
+        payload = {"model": s.model, "messages": chat, "temperature": s.temperature,
+                   "max_tokens": s.max_tokens, "stream": stream}
         if tools:
             payload["tools"] = list(tools)
         return payload
 
     async def reply(self, system: str, messages: list[Message]) -> str:
         content = await _Deadline(self.settings).wait(self._whole_reply(system, messages))
-        return to_spoken(content) if self.settings.llm_spoken_style else strip_reasoning(content).strip()
+        return to_spoken(content) if self.settings.spoken_style else strip_reasoning(content).strip()
 
     async def _whole_reply(self, system: str, messages: list[Message]) -> str:
         with self._upstream_errors():
@@ -131,7 +131,7 @@ class OpenAIChat:
         body = bytearray()
         async for piece in response.aiter_bytes():
             body += piece
-            if len(body) > self.settings.llm_max_reply_bytes:
+            if len(body) > self.settings.max_reply_bytes:
                 raise self._too_big()
         return bytes(body)
 
@@ -141,7 +141,7 @@ class OpenAIChat:
         pending = b""
         async for piece in response.aiter_bytes():
             *lines, pending = (pending + piece).split(b"\n")
-            if max(len(pending), *map(len, lines)) > self.settings.llm_max_reply_bytes:
+            if max(len(pending), *map(len, lines)) > self.settings.max_reply_bytes:
                 raise self._too_big()
             for line in lines:
                 yield line.decode("utf-8", "replace").removesuffix("\r")
@@ -149,7 +149,7 @@ class OpenAIChat:
             yield pending.decode("utf-8", "replace")
 
     def _too_big(self) -> ProviderError:
-        return ProviderError(502, f"the LLM answered more than {self.settings.llm_max_reply_bytes} bytes "
+        return ProviderError(502, f"the LLM answered more than {self.settings.max_reply_bytes} bytes "
                                   "(llm_max_reply_bytes)")
 
     @contextlib.contextmanager
@@ -158,10 +158,10 @@ class OpenAIChat:
         try:
             yield
         except httpx.TimeoutException as exc:
-            raise ProviderError(504, f"the LLM at {redact(self.settings.llm_url)} did not answer within "
-                                     f"{self.settings.llm_timeout_s:g} s") from exc
+            raise ProviderError(504, f"the LLM at {redact(self.settings.url)} did not answer within "
+                                     f"{self.settings.timeout_s:g} s") from exc
         except httpx.HTTPError as exc:
-            raise ProviderError(502, f"cannot reach the LLM at {redact(self.settings.llm_url)}: "
+            raise ProviderError(502, f"cannot reach the LLM at {redact(self.settings.url)}: "
                                      f"{type(exc).__name__}: {redact(str(exc), self._secrets)}") from exc
 
     @staticmethod
@@ -183,7 +183,7 @@ class OpenAIChat:
     def _refuse_tools(self, response: httpx.Response, body: bytes) -> None:
         if not self._tools_refused:
             log.warning("the LLM at %s refuses tools (HTTP %s: %s); the model cannot hang up, "
-                        "asking again without them", redact(self.settings.llm_url), response.status_code,
+                        "asking again without them", redact(self.settings.url), response.status_code,
                         upstream_error_text(response, body))
         self._tools_refused = True
 
@@ -196,12 +196,12 @@ class _Deadline:
     trickles keep-alives (a stuck Ollama, a proxy) would otherwise never time out. A stream must also bring its
     first token within llm_first_token_timeout_s: a caller is waiting in silence."""
 
-    def __init__(self, settings: Settings, first_token: bool = False):
+    def __init__(self, settings: LLMSettings, first_token: bool = False):
         self.settings = settings
         self._loop = asyncio.get_running_loop()
         now = self._loop.time()
-        self._total_by = now + settings.llm_timeout_s
-        self._first_token_by = now + settings.llm_first_token_timeout_s if first_token else math.inf
+        self._total_by = now + settings.timeout_s
+        self._first_token_by = now + settings.first_token_timeout_s if first_token else math.inf
 
     def first_token_came(self) -> None:
         self._first_token_by = math.inf
@@ -212,12 +212,12 @@ class _Deadline:
         try:
             return await asyncio.wait_for(awaitable, min(self._total_by, self._first_token_by) - self._loop.time())
         except asyncio.TimeoutError:
-            url = redact(self.settings.llm_url)
+            url = redact(self.settings.url)
             if waiting_first:
                 raise ProviderError(504, f"the LLM at {url} sent no token within "
-                                         f"{self.settings.llm_first_token_timeout_s:g} s") from None
+                                         f"{self.settings.first_token_timeout_s:g} s") from None
             raise ProviderError(504, f"the LLM at {url} did not answer within "
-                                     f"{self.settings.llm_timeout_s:g} s") from None
+                                     f"{self.settings.timeout_s:g} s") from None
 
 
 class _ToolCalls:

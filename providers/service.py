@@ -29,7 +29,7 @@ from zapvoice.providers.contracts import Engines, Message as ChatMessage
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.tts import MAX_SPEED, MIN_SPEED
 from zapvoice.audio import PIPELINE_RATE, AudioError, MediaType, decode_audio, wav_bytes
-from zapvoice.settings import Settings
+from zapvoice.settings import LLMSettings, ServiceSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +64,14 @@ def create_app(settings: Settings, engines: Engines,
             yield
         await engines.aclose()
 
-    docs = settings.api_docs == "on" or (settings.api_docs == "auto" and settings.is_loopback)
+    docs = settings.service.api_docs == "on" or (settings.service.api_docs == "auto" and settings.service.is_loopback)
     app = FastAPI(title="zapvoice providers", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json" if docs
                   else None)
     app.state.engines = engines
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
     _add_error_handlers(app)
-    authorized = Depends(_bearer_check(settings))
-    whisper_name = Path(settings.whisper_model).name
+    authorized = Depends(_bearer_check(settings.service))
+    whisper_name = Path(settings.stt.whisper_model).name
 
     @app.get("/health", summary="The process is alive")
     @app.head("/health", include_in_schema=False)
@@ -90,8 +90,8 @@ def create_app(settings: Settings, engines: Engines,
         started = time.perf_counter()
         engines.stt.worker.refuse_if_full()
         body, content_type = await _audio_upload(request)
-        decode = partial(decode_audio, body, content_type, settings.stt_max_audio_s,
-                         max_channels=settings.stt_max_channels, max_samples=settings.stt_max_decoded_samples)
+        decode = partial(decode_audio, body, content_type, settings.stt.max_audio_s,
+                         max_channels=settings.stt.max_channels, max_samples=settings.stt.max_decoded_samples)
         try:
             transcript = await engines.stt.transcribe_upload(lambda: decode()[0], language)
         except AudioError as exc:
@@ -107,8 +107,8 @@ def create_app(settings: Settings, engines: Engines,
               openapi_extra=_json_body(LlmRequest))
     async def llm(request: Request) -> JSONResponse:
         started = time.perf_counter()
-        raw = await _body_within(request, _llm_body_limit(settings), _llm_body_too_large(settings))
-        body = await asyncio.to_thread(_parse_llm_request, raw, settings)
+        raw = await _body_within(request, _llm_body_limit(settings.llm), _llm_body_too_large(settings.llm))
+        body = await asyncio.to_thread(_parse_llm_request, raw, settings.llm)
         messages: list[ChatMessage] = [{"role": m.role, "content": m.content} for m in body.messages]
         reply = await unless_client_leaves(request, engines.llm.reply(body.system, messages))
         log.info("llm %d messages -> %d chars in %.0f ms", len(messages), len(reply),
@@ -122,7 +122,7 @@ def create_app(settings: Settings, engines: Engines,
         started = time.perf_counter()
         raw = _wants_raw_pcm(request.headers.get("accept"))
         body = _parse(TtsRequest, await request.body())
-        rate = PIPELINE_RATE if raw else settings.tts_sample_rate
+        rate = PIPELINE_RATE if raw else settings.tts.sample_rate
         speech = await engines.tts.speak(body.text, body.voice, body.speed, rate)
         cache = "hit" if speech.from_cache else "miss"
         headers = {"X-Cache": cache, "X-Audio-Duration": f"{speech.duration_s:.3f}"}
@@ -139,7 +139,7 @@ def create_app(settings: Settings, engines: Engines,
 # --- request handling helpers --------------------------------------------------------------
 
 
-def _bearer_check(settings: Settings):
+def _bearer_check(settings: ServiceSettings):
     expected = settings.token.get_secret_value().encode() if settings.token else None
 
     async def check(request: Request) -> None:
@@ -200,33 +200,33 @@ async def _body_within(request: Request, max_bytes: int, refusal: str) -> bytes:
     return b"".join(chunks)
 
 
-def _llm_body_limit(settings: Settings) -> int:
+def _llm_body_limit(settings: LLMSettings) -> int:
     """The largest JSON a conversation within llm_max_chars and llm_max_messages can be: 12 bytes a character
     (an emoji escaped as a surrogate pair), 256 bytes of keys, indentation and ignored fields a message."""
-    return 12 * settings.llm_max_chars + 256 * settings.llm_max_messages + 4096
+    return 12 * settings.max_chars + 256 * settings.max_messages + 4096
 
 
-def _llm_body_too_large(settings: Settings) -> str:
+def _llm_body_too_large(settings: LLMSettings) -> str:
     return (f"the /llm body is larger than {_llm_body_limit(settings):,} bytes, the most llm_max_chars "
-            f"({settings.llm_max_chars}) and llm_max_messages ({settings.llm_max_messages}) can take")
+            f"({settings.max_chars}) and llm_max_messages ({settings.max_messages}) can take")
 
 
-def _parse_llm_request(raw: bytes, settings: Settings) -> LlmRequest:
+def _parse_llm_request(raw: bytes, settings: LLMSettings) -> LlmRequest:
     """Parsed, then messages counted, then validated: a list of 200,000 non-messages costs one error, not 400,000."""
     try:
         parsed = pydantic_core.from_json(raw)
     except ValueError as exc:
         raise ProviderError(422, "the body is not valid JSON") from exc
     messages = parsed.get("messages") if isinstance(parsed, dict) else None
-    if isinstance(messages, list) and len(messages) > settings.llm_max_messages:
-        raise ProviderError(422, f"{len(messages)} messages; the limit is {settings.llm_max_messages}")
+    if isinstance(messages, list) and len(messages) > settings.max_messages:
+        raise ProviderError(422, f"{len(messages)} messages; the limit is {settings.max_messages}")
     try:
         body = LlmRequest.model_validate(parsed)
     except ValidationError as exc:
         raise ProviderError(422, _describe(exc)) from exc
     chars = len(body.system) + sum(len(m.content) for m in body.messages)
-    if chars > settings.llm_max_chars:
-        raise ProviderError(422, f"the conversation is {chars} characters; the limit is {settings.llm_max_chars}")
+    if chars > settings.max_chars:
+        raise ProviderError(422, f"the conversation is {chars} characters; the limit is {settings.max_chars}")
     return body
 
 

@@ -25,7 +25,7 @@ from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.speech_check import check_speech
 from zapvoice.providers.workers import BoundedWorker
 from zapvoice.audio import PIPELINE_RATE
-from zapvoice.settings import Settings
+from zapvoice.settings import STTSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +82,18 @@ class SingleEncodeWhisper(WhisperModel):
 
 
 class WhisperSTT:
-    def __init__(self, model_dir: Path, settings: Settings):
+    def __init__(self, model_dir: Path, settings: STTSettings):
         self.settings = settings
         self.model = SingleEncodeWhisper(
             str(model_dir),
             device="cpu",
             compute_type=settings.whisper_compute_type,
             cpu_threads=settings.whisper_cpu_threads or os.cpu_count() or 1,
-            num_workers=settings.stt_concurrency,
+            num_workers=settings.concurrency,
             local_files_only=True,
         )
-        self.default_language = normalize_language(settings.stt_language)
-        self.worker = BoundedWorker("stt", settings.stt_concurrency, settings.stt_queue)
+        self.default_language = normalize_language(settings.language)
+        self.worker = BoundedWorker("stt", settings.concurrency, settings.queue)
 
     def warm_up(self) -> None:
         """One decode so the first caller does not pay for lazy initialisation."""
@@ -112,7 +112,7 @@ class WhisperSTT:
     def _transcribe(self, samples: np.ndarray, language: str | None) -> Transcript:
         s = self.settings
         duration = samples.size / PIPELINE_RATE
-        span = check_speech(samples, s.stt_speech_check, s.stt_silence_dbfs, s.stt_vad_threshold)
+        span = check_speech(samples, s.speech_check, s.silence_dbfs, s.vad_threshold)
         if span is None:
             return Transcript("", language, duration, speech=False)
         text, detected = self._decode(samples[span.start : span.end], language)
@@ -123,13 +123,13 @@ class WhisperSTT:
         segments, info = self.model.transcribe(
             samples,
             language=language,
-            beam_size=s.stt_beam_size,
-            best_of=s.stt_beam_size,
-            temperature=_FALLBACK_TEMPERATURES if s.stt_temperature_fallback else 0.0,
+            beam_size=s.beam_size,
+            best_of=s.beam_size,
+            temperature=_FALLBACK_TEMPERATURES if s.temperature_fallback else 0.0,
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=False,
-            max_new_tokens=s.stt_max_new_tokens,
+            max_new_tokens=s.max_new_tokens,
         )
         text = " ".join(segment.text.strip() for segment in segments).strip()
         cut = cut_loop(text, samples.size / PIPELINE_RATE)

@@ -19,7 +19,7 @@ from zapvoice.providers.speech_cache import SpeechCache
 from zapvoice.providers.spoken_text import to_spoken
 from zapvoice.providers.workers import BoundedWorker
 from zapvoice.audio import PIPELINE_RATE, resample, to_int16
-from zapvoice.settings import Settings
+from zapvoice.settings import TTSSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +27,15 @@ MIN_SPEED, MAX_SPEED = 0.5, 2.0
 
 
 class PiperTTS:
-    def __init__(self, voice_files: dict[str, Path], settings: Settings):
+    def __init__(self, voice_files: dict[str, Path], settings: TTSSettings):
         if not voice_files:
             raise ValueError("at least one voice is needed")
         self.voices = {name: PiperVoice.load(path) for name, path in voice_files.items()}
         self.default_voice = next(iter(self.voices))
-        self.max_chars = settings.tts_max_chars
-        self.volume = settings.tts_volume
-        self.worker = BoundedWorker("tts", settings.tts_concurrency, settings.tts_queue)
-        self.cache = SpeechCache(settings.tts_cache_bytes)
+        self.max_chars = settings.max_chars
+        self.volume = settings.volume
+        self.worker = BoundedWorker("tts", settings.concurrency, settings.queue)
+        self.cache = SpeechCache(settings.cache_bytes)
 
     def voice_rate(self, name: str) -> int:
         return self.voices[name].config.sample_rate

@@ -16,6 +16,7 @@ from tests.support.clock import VirtualClock
 from tests.support.fake_llm import build_fake_llm
 from tests.support.servers import ServedHere, serve_config_in_thread, serve_in_thread
 from zapvoice.http_server import server_config
+from tests.support.settings import build_settings
 from zapvoice.settings import Settings
 
 # The tests must not depend on the developer's environment or reach any model hub.
@@ -88,7 +89,7 @@ def make_settings(model_files, fake_llm, tmp_path_factory):
             llm_url=f"{fake_llm.url}/v1", llm_model="echo", llm_timeout_s=1.0,
         )
         values.update(overrides)
-        return Settings(_env_file=None, **values)
+        return build_settings(**values)
 
     return make
 
@@ -101,7 +102,7 @@ def make_service(make_settings):
     def make(**overrides):
         settings = make_settings(**overrides)
         app = create_app(settings, service_engines(settings))
-        running = serve_config_in_thread(server_config(app, settings, host="127.0.0.1", port=0, log_level="warning"))
+        running = serve_config_in_thread(server_config(app, settings.service, host="127.0.0.1", port=0, log_level="warning"))
         running.settings = settings
         running.app = app  # the service itself: the server's config holds it wrapped
         started.append(running)

@@ -52,10 +52,10 @@ def test_invalid_setting_is_reported(tmp_path):
 
 
 def test_settings_table_lists_every_setting():
-    from zapvoice.settings import Settings
+    from zapvoice.settings import flat_names
 
-    table = run("settings", "--markdown").stdout
-    for name in Settings.model_fields:
+    table = run("config", "defaults", "--markdown").stdout
+    for name in flat_names():
         assert f"`ZAPVOICE_{name.upper()}`" in table
 
 
@@ -63,8 +63,8 @@ def test_serve_end_to_end_with_env_and_flags(model_files):
     port = free_port()
     process = subprocess.Popen(
         [ZAPVOICE, "serve", "--whisper-model", str(model_files["whisper"]),
-         "--voice", str(model_files["pt_voice"]), "--voice", str(model_files["en_voice"]), "--token", "cli-secret"],
-        env={**os.environ, "ZAPVOICE_PORT": str(port), "ZAPVOICE_LLM_URL": "http://127.0.0.1:9/v1"},
+         "--voice", str(model_files["pt_voice"]), "--voice", str(model_files["en_voice"])],
+        env={**os.environ, "ZAPVOICE_TOKEN": "cli-secret", "ZAPVOICE_PORT": str(port), "ZAPVOICE_LLM_URL": "http://127.0.0.1:9/v1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -90,3 +90,46 @@ def test_serve_end_to_end_with_env_and_flags(model_files):
     # uvicorn shuts down gracefully, then re-raises SIGTERM so supervisors see why it stopped
     assert process.returncode in (0, -15) and "Application shutdown complete" in output, output
     assert "cli-secret" not in output
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.startswith("zapvoice ")
+
+
+def test_each_command_has_only_its_own_flags():
+    models_help = run("models", "list", "--help").stdout
+    assert "--model-dir" in models_help and "--barge-in" not in models_help and "--whisper-model" not in models_help
+    serve_help = run("serve", "--help").stdout
+    assert "--whisper-model" in serve_help and "--token-file" in serve_help and "--zuckzapgo-url" not in serve_help
+
+
+def test_abbreviated_flags_are_refused():
+    result = run("serve", "--whisper-mod", "small")
+    assert result.returncode == 2 and "unrecognized arguments: --whisper-mod" in result.stderr
+
+
+def test_config_show_says_where_each_value_came_from(tmp_path):
+    config = tmp_path / "zapvoice.toml"
+    config.write_text('[llm]\nmodel = "from-file"\n')
+    result = run("-c", "stt.beam_size=2", "config", "show", "--config", str(config), "-c", "vad.end_silence_ms=800",
+                 env={"ZAPVOICE_STT_LANGUAGE": "pt", "ZAPVOICE_TOKEN": "hidden-token"})
+    shown = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+    assert shown["llm.model"] == ["from-file", "file"] and shown["stt.language"] == ["pt", "env"]
+    assert shown["vad.end_silence_ms"] == ["800", "-c"] and shown["stt.beam_size"] == ["2", "-c"]
+    assert shown["service.port"] == ["8000", "default"]
+    assert shown["service.token"] == ["**********", "env"] and "hidden-token" not in result.stdout
+
+
+def test_a_cross_field_mistake_stops_start_up_with_a_clear_message():
+    result = run("serve", "-c", "vad.stop_db=20")
+    assert result.returncode == 2
+    assert "vad: stop_db (20) must be below start_db (12)" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_pipe_closed_early_is_not_a_traceback():
+    process = subprocess.Popen([ZAPVOICE, "config", "defaults", "--markdown"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # before the command can write a line: every write meets a closed pipe
+    _, errors = process.communicate(timeout=60)
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors

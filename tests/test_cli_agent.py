@@ -43,7 +43,7 @@ def test_setup_reports_what_it_changed_then_that_nothing_is_left(instance):
 
 
 def test_setup_with_a_wrong_token_says_so(instance):
-    result = run("zuckzapgo", "setup", "--zuckzapgo-url", instance.url, "--zuckzapgo-token", "wrong")
+    result = run("zuckzapgo", "setup", "--zuckzapgo-url", instance.url, env={"ZAPVOICE_ZUCKZAPGO_TOKEN": "wrong"})
     assert result.returncode == 1 and "unauthorized" in result.stderr.lower() and "--zuckzapgo-token" in result.stderr
 
 
@@ -58,8 +58,8 @@ def test_call_refuses_what_is_not_a_phone_number():
 
 
 def test_call_on_an_instance_not_in_manual_mode_says_how_to_fix_it(instance, model_files, fake_llm):
-    result = run("call", "+55 21 90000-0000", "--zuckzapgo-url", instance.url, "--zuckzapgo-token", INSTANCE_TOKEN,
-                 "--llm-url", f"{fake_llm.url}/v1", *models(model_files))
+    result = run("call", "+55 21 90000-0000", "--zuckzapgo-url", instance.url,
+                 "--llm-url", f"{fake_llm.url}/v1", *models(model_files), env={"ZAPVOICE_ZUCKZAPGO_TOKEN": INSTANCE_TOKEN})
     assert result.returncode == 2 and "zapvoice zuckzapgo setup" in result.stderr
 
 
@@ -69,7 +69,7 @@ def test_agent_answers_a_call_and_hangs_up_when_stopped(instance, model_files, f
     port = free_port()
     process = subprocess.Popen(
         [ZAPVOICE, "agent", "--port", str(port), "--llm-url", f"{fake_llm.url}/v1", "--llm-model", "echo",
-         "--agent-record-dir", str(tmp_path), "--zuckzapgo-poll-s", "0.2", *models(model_files)],
+         "-c", f"agent.record_dir={tmp_path}", "-c", "zuckzapgo.poll_s=0.2", *models(model_files)],
         env={**os.environ, "ZAPVOICE_ZUCKZAPGO_URL": instance.url, "ZAPVOICE_ZUCKZAPGO_TOKEN": INSTANCE_TOKEN},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -44,7 +44,7 @@ async def call_then_signal(process: subprocess.Popen, port: int, greeted: bool) 
 
 def test_gateway_settings_are_checked_before_start():
     rate = run("gateway", "--echo", "--sample-rate", "44100")
-    action = run("gateway", "--echo", "--gateway-dtmf-actions", "0=explode")
+    action = run("gateway", "--echo", "-c", "gateway.dtmf_actions=0=explode")
     assert rate.returncode == 2 and "8000 or 16000" in rate.stderr
     assert action.returncode == 2 and "DIGIT=hangup or DIGIT=send:DIGITS" in action.stderr
 
@@ -66,7 +66,7 @@ def test_serve_runs_the_gateway_beside_the_service_on_the_same_engines(model_fil
     port, gateway_port = free_port(), free_port()
     process = start("serve", "--port", str(port), "--gateway-port", str(gateway_port),
                     "--whisper-model", str(model_files["whisper"]), "--voice", str(model_files["pt_voice"]),
-                    "--llm-url", f"{fake_llm.url}/v1", "--agent-record-dir", str(tmp_path),
+                    "--llm-url", f"{fake_llm.url}/v1", "-c", f"agent.record_dir={tmp_path}",
                     ready_url=f"http://127.0.0.1:{port}/ready")
     try:
         phone = asyncio.run(call_then_signal(process, gateway_port, greeted=True))

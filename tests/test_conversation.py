@@ -17,6 +17,7 @@ from tests.support.clock import VirtualClock
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply
 from tests.support.speech import speak
 from zapvoice.providers.errors import UnknownVoice
+from tests.support.settings import build_settings
 from zapvoice.settings import Settings
 
 STORY = ("Primeiro, abrimos às oito horas. Segundo, fechamos às seis da tarde. Terceiro, aos sábados "
@@ -37,7 +38,7 @@ def short_utterance() -> np.ndarray:
 def settings(tmp_path, **overrides) -> Settings:
     values = dict(agent_record_dir=tmp_path, agent_greeting="Olá! Como posso ajudar?", agent_idle_prompt_s=30.0)
     values.update(overrides)
-    return Settings.model_construct(**values)
+    return build_settings(**values)
 
 
 def rig(tmp_path, replies, texts=("quero saber o horário",), stt_delay=0.05, first_token_s=0.05, token_s=0.01,

@@ -61,7 +61,7 @@ def gateway_settings(make_settings, tmp_path, loop_llm):
 @contextlib.asynccontextmanager
 async def gateway(settings, engines, clock: VirtualClock, loop_llm: ServedHere, echo: bool = False):
     stt, tts = engines
-    backends = None if echo else Engines(stt, OpenAIChat(settings), tts)
+    backends = None if echo else Engines(stt, OpenAIChat(settings.llm), tts)
     try:
         async with loop_llm.serving(), serving(settings, backends, clock) as server:
             yield server
@@ -71,13 +71,13 @@ async def gateway(settings, engines, clock: VirtualClock, loop_llm: ServedHere, 
 
 
 def caller(server, clock: VirtualClock, **options) -> GatewayCaller:
-    return GatewayCaller(f"ws://127.0.0.1:{server.port}", rate=server.settings.gateway_sample_rate,
-                         encoding=server.settings.gateway_encoding, clock=clock, **options)
+    return GatewayCaller(f"ws://127.0.0.1:{server.port}", rate=server.settings.sample_rate,
+                         encoding=server.settings.encoding, clock=clock, **options)
 
 
 def records(settings) -> list[list[dict]]:
     return [[json.loads(line) for line in path.read_text().splitlines()]
-            for path in sorted(settings.agent_record_dir.rglob("*.jsonl"))]
+            for path in sorted(settings.agent.record_dir.rglob("*.jsonl"))]
 
 
 async def until(check, timeout_s: float = 10.0) -> None:

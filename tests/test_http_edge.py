@@ -115,7 +115,7 @@ def test_connections_over_the_cap_get_503_and_one_log_line(make_settings, caplog
     from zapvoice.composition import service_engines
 
     settings = make_settings(max_connections=2)
-    running = serve_config_in_thread(server_config(create_app(settings, service_engines(settings)), settings,
+    running = serve_config_in_thread(server_config(create_app(settings, service_engines(settings)), settings.service,
                                                    host="127.0.0.1", port=0, log_level="warning"))
     held = [socket.create_connection(("127.0.0.1", running.port), timeout=BOUND_S) for _ in range(2)]
     try:

@@ -12,8 +12,8 @@ def test_the_shipped_catalog_has_the_defaults():
 
     catalog = load_catalog()
     defaults = Settings(_env_file=None)
-    assert ("whisper", defaults.whisper_model) in catalog
-    for voice in defaults.voices:
+    assert ("whisper", defaults.stt.whisper_model) in catalog
+    for voice in defaults.tts.voices:
         assert ("piper", voice) in catalog
         assert catalog["piper", voice].file.endswith(f"{voice}.onnx")
     assert catalog_path().name == "models.txt"

@@ -152,10 +152,10 @@ def test_invalid_bodies_are_422(client, body, says):
 
 
 def test_size_limits_are_422(client, service):
-    many = {"messages": [{"role": "user", "content": "x"}] * (service.settings.llm_max_messages + 1)}
+    many = {"messages": [{"role": "user", "content": "x"}] * (service.settings.llm.max_messages + 1)}
     answer = client.post("/llm", json=many)
     assert answer.status_code == 422 and "messages; the limit" in answer.json()["error"]
-    long = {"messages": [{"role": "user", "content": "x" * (service.settings.llm_max_chars + 1)}]}
+    long = {"messages": [{"role": "user", "content": "x" * (service.settings.llm.max_chars + 1)}]}
     answer = client.post("/llm", json=long)
     assert answer.status_code == 422 and "characters; the limit" in answer.json()["error"]
 
@@ -176,7 +176,7 @@ def test_body_too_large_for_the_limits_is_413_before_parsing(client):
 
 
 def test_too_many_messages_are_counted_before_they_are_validated(client, service):
-    limit = service.settings.llm_max_messages
+    limit = service.settings.llm.max_messages
     for item in ({}, [], 0):  # none is a message: validating each would cost an error apiece
         answer = client.post("/llm", content=json.dumps({"messages": [item] * 200_000}, separators=",:").encode(),
                              headers={"Content-Type": "application/json"})
@@ -187,8 +187,8 @@ def test_too_many_messages_are_counted_before_they_are_validated(client, service
 def test_the_body_limit_takes_any_conversation_within_the_limits(client, service):
     settings = service.settings
     # The long message first: the fake upstream echoes the last one, and the reply has a limit of its own.
-    worst = {"system": "", "messages": [{"role": "user", "content": "😊" * settings.llm_max_chars}]
-             + [{"role": "user", "content": ""}] * (settings.llm_max_messages - 1)}
+    worst = {"system": "", "messages": [{"role": "user", "content": "😊" * settings.llm.max_chars}]
+             + [{"role": "user", "content": ""}] * (settings.llm.max_messages - 1)}
     body = json.dumps(worst, indent=4).encode()  # every character escaped to 12 bytes, and indented
     answer = client.post("/llm", content=body, headers={"Content-Type": "application/json"})
     assert answer.status_code == 200, answer.text

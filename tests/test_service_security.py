@@ -119,7 +119,7 @@ def test_a_token_in_the_query_string_is_masked_in_the_access_log(make_settings, 
     from zapvoice.http_server import server_config
 
     settings = make_settings()
-    running = serve_config_in_thread(server_config(create_app(settings, service_engines(settings)), settings,
+    running = serve_config_in_thread(server_config(create_app(settings, service_engines(settings)), settings.service,
                                                    host="127.0.0.1", port=0, log_level="info"))
     try:
         assert httpx.get(running.url + "/health?token=leaky-123&x=1&Secret=s3").status_code == 200

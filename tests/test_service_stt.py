@@ -112,7 +112,7 @@ def test_malformed_multipart_is_a_json_400(client):
 
 
 def test_audio_longer_than_the_limit_is_413(client, service):
-    too_long = np.zeros(int((service.settings.stt_max_audio_s + 1) * 8000), np.float32)
+    too_long = np.zeros(int((service.settings.stt.max_audio_s + 1) * 8000), np.float32)
     answer = client.post("/stt", content=wav_bytes(too_long, 8000), headers={"Content-Type": "audio/wav"})
     assert answer.status_code == 413 and "limit" in answer.json()["error"]
 
@@ -127,7 +127,7 @@ def test_decompression_bomb_is_413_from_its_header(client, service):
     bomb = silent_file(655350, 8, 3.0, "FLAC", "PCM_16")  # a few KB that decode to 63 MB of float32
     answer = client.post("/stt", content=bomb, headers={"Content-Type": "audio/flac"})
     assert answer.status_code == 413
-    limit = f"{service.settings.stt_max_decoded_samples:,}"
+    limit = f"{service.settings.stt.max_decoded_samples:,}"
     assert answer.json() == {"error": f"audio decodes to 15,728,400 samples (8 channels × 655350 Hz × 3.0 s); "
                                       f"the limit is {limit}"}
 

@@ -20,15 +20,16 @@ from zapvoice.agent.vad import (
 )
 from tests.support.speech import speak
 from zapvoice.audio import resample
-from zapvoice.settings import Settings
+from tests.support.settings import build_settings
+from zapvoice.settings import VadSettings
 
 RATE = 16000
 TURN = [SpeechStarted, PauseStarted, TurnEnded]  # one utterance that ends after a pause
 
 
-def settings(**overrides) -> Settings:
+def settings(**overrides) -> VadSettings:
     """Defaults only: the developer's ZAPVOICE_* variables or .env must not change the tests."""
-    return Settings.model_construct(**overrides)
+    return build_settings(**overrides).vad
 
 
 def scaled(x: np.ndarray, dbfs: float) -> np.ndarray:
@@ -256,7 +257,7 @@ def test_pre_roll_reaches_before_the_onset(offset):
     audio[onset : onset + 2 * RATE] += syllables(2.0, -25)
     events = run(audio)
     assert kinds(events) == TURN
-    preroll_s = settings().vad_preroll_ms / 1000
+    preroll_s = settings().preroll_ms / 1000
     start = offset_in(audio, events[2].audio)
     assert onset - start >= preroll_s * RATE
     assert onset - start <= (preroll_s + 0.1) * RATE
@@ -351,7 +352,7 @@ def test_a_turn_says_when_its_speech_ended_however_it_ended():
     length cut and by the steady second when a sound takes over; speech_end_s is the end itself."""
     paused = run(np.concatenate([shaped_noise(1.0, -50.0), syllables(1.0), shaped_noise(1.0, -50.0, seed=1)]))
     assert kinds(paused) == TURN and paused[1].utterance == paused[2].utterance == 1
-    assert paused[2].at_s - paused[2].speech_end_s == pytest.approx(settings().vad_end_silence_ms / 1000, abs=0.02)
+    assert paused[2].at_s - paused[2].speech_end_s == pytest.approx(settings().end_silence_ms / 1000, abs=0.02)
 
     audio = np.concatenate([shaped_noise(1.0, -50.0), syllables(7.0, -25, dip_db=12), shaped_noise(1.0, -50.0, seed=1)])
     cut = run(audio, vad=EnergyVAD(settings(vad_max_utterance_s=3.0)))

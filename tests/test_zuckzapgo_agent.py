@@ -65,7 +65,7 @@ def agent_settings(make_settings, zuckzapgo, loop_llm, tmp_path):
 
 def records(settings) -> list[list[dict]]:
     return [[json.loads(line) for line in path.read_text().splitlines()]
-            for path in sorted(settings.agent_record_dir.rglob("*.jsonl"))]
+            for path in sorted(settings.agent.record_dir.rglob("*.jsonl"))]
 
 
 @contextlib.asynccontextmanager

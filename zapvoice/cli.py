@@ -1,35 +1,55 @@
-"""The `zapvoice` command. Every setting is also a flag (`--whisper-model`), generated from Settings."""
+"""The `zapvoice` command. Each command takes the few settings that matter to it as flags; every setting can
+be given in a TOML file (--config), as -c section.key=value, or in ZAPVOICE_* environment variables."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from importlib.metadata import version
 from pathlib import Path
-from typing import get_args, get_origin
+from typing import get_origin
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
-from zapvoice.settings import Settings
+from zapvoice.settings import ConfigError, Settings, flat_names, load
 
 log = logging.getLogger("zapvoice")
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`zapvoice config defaults --markdown | head -1`): not an error worth a
+        # traceback. Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
     try:
-        settings = Settings(**_overrides(args))
-    except ValidationError as exc:
-        print(f"zapvoice: invalid setting: {exc}", file=sys.stderr)
+        loaded = load(getattr(args, "config", None) or getattr(args, "root_config", None),
+                      getattr(args, "root_assignments", []) + getattr(args, "assignments", []), _flag_values(args))
+    except ConfigError as exc:
+        print(f"zapvoice: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    except ValidationError as exc:
+        print(f"zapvoice: invalid settings:\n{_describe(exc)}", file=sys.stderr)
+        return 2
+    settings = loaded.settings
+    logging.basicConfig(level=settings.service.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # An INFO line per request (or connection) drowns ours.
     for chatty in ("httpx", "httpx2", "httpcore", "faster_whisper", "websockets.server"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    args.origins = loaded.origins
     return args.run(settings, args)
 
 
@@ -41,8 +61,8 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
     from zapvoice.providers.service import create_app
     from zapvoice.http_server import server_config
 
-    if not settings.is_loopback and settings.token is None and not settings.allow_no_auth:
-        print(f"zapvoice: refusing to serve on {settings.host} without a token. Set --token (ZAPVOICE_TOKEN) "
+    if not settings.service.is_loopback and settings.service.token is None and not settings.service.allow_no_auth:
+        print(f"zapvoice: refusing to serve on {settings.service.host} without a token. Set --token-file (ZAPVOICE_TOKEN) "
               "to ZuckZapGo's callProviderToken, or pass --allow-no-auth to accept anyone.", file=sys.stderr)
         return 2
     try:
@@ -51,11 +71,11 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
         print(f"zapvoice: {exc}", file=sys.stderr)
         return 2
     gateway = None
-    if settings.gateway_port is not None:
+    if settings.gateway.port is not None:
         from zapvoice.agent.gateway.commands import beside_service
 
         gateway = beside_service(settings, engines)
-    uvicorn.Server(server_config(create_app(settings, engines, gateway), settings)).run()
+    uvicorn.Server(server_config(create_app(settings, engines, gateway), settings.service)).run()
     return 0
 
 
@@ -86,11 +106,11 @@ def zuckzapgo_setup(settings: Settings, _: argparse.Namespace) -> int:
 def models_pull(settings: Settings, args: argparse.Namespace) -> int:
     from zapvoice.providers.model_store import ModelError, ModelStore
 
-    store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
+    store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
     if args.all:
         entries = list(store.catalog.values())
     else:
-        names = args.names or [settings.whisper_model, *settings.voices]
+        names = args.names or [settings.stt.whisper_model, *settings.tts.voices]
         try:
             entries = [store.find(name) for name in names]
         except ModelError as exc:
@@ -121,14 +141,14 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
     except EvalSetError as exc:
         print(f"zapvoice: {exc}", file=sys.stderr)
         return 2
-    if settings.stt_url:
-        token = settings.provider_token.get_secret_value() if settings.provider_token else None
-        engines = [(settings.stt_url, lambda: ContractSTT(settings.stt_url, token, settings.provider_timeout_s))]
+    if settings.stt.url:
+        token = settings.agent.provider_token.get_secret_value() if settings.agent.provider_token else None
+        engines = [(settings.stt.url, lambda: ContractSTT(settings.stt.url, token, settings.agent.provider_timeout_s))]
     else:
-        names = [n.strip() for n in (args.models or settings.whisper_model).split(",") if n.strip()]
-        engines = [(name, lambda name=name: load_whisper(settings.model_copy(update={"whisper_model": name})))
+        names = [n.strip() for n in (args.models or settings.stt.whisper_model).split(",") if n.strip()]
+        engines = [(name, lambda name=name: load_whisper(_with_whisper(settings, name)))
                    for name in names]
-    language = settings.stt_language
+    language = settings.stt.language
     suffix = f" through a {args.phone_line} phone line" if args.phone_line else ""
 
     async def run_all() -> list:
@@ -156,103 +176,190 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_whisper(settings: Settings, name: str) -> Settings:
+    return settings.model_copy(update={"stt": settings.stt.model_copy(update={"whisper_model": name})})
+
+
 def models_list(settings: Settings, _: argparse.Namespace) -> int:
     from zapvoice.providers.model_store import ModelStore, is_complete
 
-    store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
+    store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
     for entry in store.catalog.values():
         here = "present" if is_complete(entry, store.local_path(entry)) else "missing"
         print(f"{entry.kind:8} {entry.name:24} {here:8} {entry.repo}")
     return 0
 
 
-def show_settings(settings: Settings, args: argparse.Namespace) -> int:
-    """Every setting with its flag, environment variable and default; --markdown for the README table."""
-    rows = []
-    for name, field in Settings.model_fields.items():
-        default = field.default
-        shown = ",".join(default) if isinstance(default, list) else ("" if default is None else default)
-        if name == "model_dir":
-            shown = "~/.cache/zapvoice"
-        rows.append((f"--{name.replace('_', '-')}", f"ZAPVOICE_{name.upper()}", str(shown), field.description or ""))
-    if args.markdown:
-        print("| flag | environment | default | meaning |\n|---|---|---|---|")
-        for flag, env, default, meaning in rows:
-            print(f"| `{flag}` | `{env}` | `{default}` | {meaning} |")
-    else:
-        for flag, env, default, meaning in rows:
-            print(f"{flag:28} {env:34} {default:28} {meaning}")
+def config_show(settings: Settings, args: argparse.Namespace) -> int:
+    """Each setting's effective value and where it came from; secrets are masked."""
+    for section, values in settings:
+        for key, value in values:
+            name = f"{section}.{key}"
+            print(f"{name:32} {_shown(value):40} {args.origins[name]}")
     return 0
 
 
+def config_defaults(_: Settings, args: argparse.Namespace) -> int:
+    """Every setting with its environment variables and default; --markdown for the README table."""
+    rows = []
+    for flat, (section, key) in flat_names().items():
+        field = Settings.sections()[section].model_fields[key]
+        default = "~/.cache/zapvoice" if (section, key) == ("models", "dir") else _shown(field.get_default())
+        envs = f"ZAPVOICE_{section.upper()}__{key.upper()}", f"ZAPVOICE_{flat.upper()}"
+        rows.append((f"{section}.{key}", *envs, default, field.description or ""))
+    if args.markdown:
+        print("| setting | environment | old environment name | default | meaning |\n|---|---|---|---|---|")
+        for name, nested, old, default, meaning in rows:
+            print(f"| `{name}` | `{nested}` | `{old}` | `{default}` | {meaning} |")
+    else:
+        for name, nested, old, default, meaning in rows:
+            print(f"{name:32} {nested:40} {old:36} {default:28} {meaning}")
+    return 0
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return "**********"
+    if isinstance(value, list):
+        return ",".join(value)
+    return "" if value is None else str(value)
+
+
+# The settings each command takes as flags; every other one comes from --config, -c or the environment.
+_ENGINES = ("stt.whisper_model", "tts.voices", "models.dir", "models.auto_download", "llm.url", "llm.model",
+            "llm.api_key", "stt.url", "tts.url",
+            "agent.provider_token")
+_COMMAND_FLAGS = {
+    "serve": ("service.host", "service.port", "service.token", "service.allow_no_auth", "service.log_level",
+              "stt.whisper_model", "tts.voices", "models.dir", "models.auto_download", "llm.url", "llm.model",
+              "llm.api_key", "gateway.port"),
+    "agent": ("zuckzapgo.url", "zuckzapgo.token", "zuckzapgo.webhook_secret", "service.host", "service.port",
+              "service.log_level", *_ENGINES),
+    "call": ("zuckzapgo.url", "zuckzapgo.token", "service.log_level", *_ENGINES),
+    "gateway": ("gateway.host", "gateway.port", "gateway.sample_rate", "gateway.encoding", "gateway.certfile",
+                "gateway.keyfile", "service.log_level", *_ENGINES),
+    "setup": ("zuckzapgo.url", "zuckzapgo.token"),
+    "pull": ("models.dir", "models.hub_url", "stt.whisper_model", "tts.voices"),
+    "list": ("models.dir", "models.hub_url"),
+    "eval": ("stt.whisper_model", "models.dir", "models.auto_download", "stt.language", "stt.url",
+             "agent.provider_token"),
+}
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zapvoice", description=__doc__)
+    common = _config_options("")
+    parser = argparse.ArgumentParser(prog="zapvoice", description=__doc__, allow_abbrev=False,
+                                     parents=[_config_options("root_")])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('zapvoice')}")
     commands = parser.add_subparsers(metavar="COMMAND")
 
-    serve_cmd = commands.add_parser("serve", help="run the /stt, /llm and /tts service for ZuckZapGo "
-                                    "(and the 4143 gateway with --gateway-port)")
-    serve_cmd.set_defaults(run=serve)
+    def command(group, name: str, flags: str | None = None, **kwargs) -> argparse.ArgumentParser:
+        sub = group.add_parser(name, allow_abbrev=False, parents=[common], **kwargs)
+        _add_setting_flags(sub, _COMMAND_FLAGS.get(flags or name, ()))
+        return sub
 
-    agent_cmd = commands.add_parser("agent", help="answer WhatsApp calls through ZuckZapGo (manual mode)")
-    agent_cmd.set_defaults(run=agent)
-    call_cmd = commands.add_parser("call", help="place a WhatsApp call through ZuckZapGo and talk")
+    command(commands, "serve", help="run the /stt, /llm and /tts service for ZuckZapGo "
+            "(and the 4143 gateway with --gateway-port)").set_defaults(run=serve)
+    command(commands, "agent", help="answer WhatsApp calls through ZuckZapGo (manual mode)").set_defaults(run=agent)
+    call_cmd = command(commands, "call", help="place a WhatsApp call through ZuckZapGo and talk")
     call_cmd.add_argument("phone", help="country code and number, digits only: 5521999999999")
     call_cmd.set_defaults(run=call)
-    gateway_cmd = commands.add_parser("gateway", help="answer calls from a telephony gateway (WebSocket, port 4143)")
+    gateway_cmd = command(commands, "gateway", help="answer calls from a telephony gateway (WebSocket, port 4143)")
     gateway_cmd.add_argument("--echo", action="store_true",
                              help="no models: answer, press 1, echo the caller's audio, hang up (checks a gateway)")
     gateway_cmd.set_defaults(run=gateway)
-    zuckzapgo = commands.add_parser("zuckzapgo", help="configure a ZuckZapGo instance").add_subparsers(metavar="ACTION")
-    zuckzapgo.add_parser("setup", help="enable the calls engine in manual mode and subscribe to Call events"
-                         ).set_defaults(run=zuckzapgo_setup)
+    zuckzapgo = commands.add_parser("zuckzapgo", help="configure a ZuckZapGo instance", allow_abbrev=False
+                                    ).add_subparsers(metavar="ACTION")
+    command(zuckzapgo, "setup", help="enable the calls engine in manual mode and subscribe to Call events"
+            ).set_defaults(run=zuckzapgo_setup)
 
-    models = commands.add_parser("models", help="fetch or list models (models.txt)").add_subparsers(metavar="ACTION")
-    pull = models.add_parser("pull", help="fetch models; default: the configured Whisper model and voices")
+    models = commands.add_parser("models", help="fetch or list models (models.txt)", allow_abbrev=False
+                                 ).add_subparsers(metavar="ACTION")
+    pull = command(models, "pull", help="fetch models; default: the configured Whisper model and voices")
     pull.add_argument("names", nargs="*", help="names from models.txt")
     pull.add_argument("--all", action="store_true", help="every model in models.txt")
     pull.add_argument("--force", action="store_true", help="fetch again even when present")
     pull.set_defaults(run=models_pull)
-    models.add_parser("list", help="models in models.txt and whether they are present").set_defaults(run=models_list)
+    command(models, "list", help="models in models.txt and whether they are present").set_defaults(run=models_list)
 
-    eval_cmd = commands.add_parser("eval", help="word error rate and latency of the STT on your own recordings")
+    eval_cmd = command(commands, "eval", help="word error rate and latency of the STT on your own recordings")
     eval_cmd.add_argument("source", type=Path,
                           help="a folder of name.wav + name.txt, or a TSV file of: audio path<TAB>transcript")
     eval_cmd.add_argument("--models", metavar="A,B", help="Whisper models to compare (names from models.txt or "
-                          "folders); default: --whisper-model. Ignored with --stt-url")
+                          "folders); default: stt.whisper_model. Ignored with --stt-url")
     eval_cmd.add_argument("--phone-line", choices=("mulaw", "alaw"),
                           help="pass each clip through an 8 kHz G.711 line first, as a gateway call would")
     eval_cmd.set_defaults(run=evaluate)
 
-    shown = commands.add_parser("settings", help="list every setting, its flag, variable and default")
-    shown.add_argument("--markdown", action="store_true")
-    shown.set_defaults(run=show_settings)
-
-    for command in (serve_cmd, agent_cmd, call_cmd, gateway_cmd, *zuckzapgo.choices.values(), *models.choices.values(),
-                    eval_cmd, shown):
-        _add_setting_flags(command)
+    config = commands.add_parser("config", help="the effective settings, or every setting and its default",
+                                 allow_abbrev=False).add_subparsers(metavar="ACTION")
+    command(config, "show", help="each setting's value and where it came from (default, file, env, -c)"
+            ).set_defaults(run=config_show)
+    defaults = command(config, "defaults", help="every setting, its environment variables and default")
+    defaults.add_argument("--markdown", action="store_true", help="as the README's table")
+    defaults.set_defaults(run=config_defaults)
     return parser
 
 
-def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("settings (also ZAPVOICE_<NAME> environment variables)")
-    for name, field in Settings.model_fields.items():
-        flags = [f"--{name.replace('_', '-')}", *(field.json_schema_extra or {}).get("cli_aliases", [])]
-        kwargs = {"dest": f"setting_{name}", "default": argparse.SUPPRESS, "help": field.description}
-        if field.annotation is bool:
-            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
-        elif get_origin(field.annotation) is list or list in get_args(field.annotation):
-            group.add_argument(*flags, action="append", metavar="A,B", **kwargs)
+def _config_options(prefix: str) -> argparse.ArgumentParser:
+    """--config and -c, before the command or after it; the two places keep separate names because a
+    command's parser would otherwise replace what was given before it."""
+    options = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    options.add_argument("--config", dest=f"{prefix}config", type=Path, metavar="FILE", default=argparse.SUPPRESS,
+                         help="a TOML file of settings in sections ([stt], [llm], ...; `zapvoice config defaults`)")
+    options.add_argument("-c", dest=f"{prefix}assignments", action="append", metavar="SECTION.KEY=VALUE",
+                         default=argparse.SUPPRESS, help="set any setting (repeatable), e.g. -c vad.end_silence_ms=800")
+    return options
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    """Flags under the settings' flat names (--whisper-model); a secret only as --NAME-file, never on argv."""
+    if not names:
+        return
+    group = parser.add_argument_group("settings (others: --config, -c, ZAPVOICE_* variables)")
+    flat = {where: name for name, where in flat_names().items()}
+    for name in names:
+        section, key = name.split(".")
+        field = Settings.sections()[section].model_fields[key]
+        flag = "--" + flat[(section, key)].replace("_", "-")
+        kwargs = {"dest": f"setting:{name}", "default": argparse.SUPPRESS, "help": field.description}
+        if field.annotation == SecretStr | None:
+            group.add_argument(f"{flag}-file", type=_secret_file, metavar="FILE",
+                               **{**kwargs, "help": f"a file holding {name}: {field.description}"})
+        elif field.annotation is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        elif get_origin(field.annotation) is list:
+            group.add_argument(flag, *(field.json_schema_extra or {}).get("cli_aliases", []), action="append",
+                               metavar="A,B", **kwargs)
         else:
-            group.add_argument(*flags, metavar=name.split("_")[-1].upper(), **kwargs)
+            group.add_argument(flag, *(field.json_schema_extra or {}).get("cli_aliases", []),
+                               metavar=key.split("_")[-1].upper(), **kwargs)
 
 
-def _overrides(args: argparse.Namespace) -> dict:
-    """The settings given on the command line; repeated list flags are joined."""
-    values = {}
-    for key, value in vars(args).items():
-        if key.startswith("setting_"):
-            values[key.removeprefix("setting_")] = ",".join(value) if isinstance(value, list) else value
+def _secret_file(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _flag_values(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """The settings given as flags, as sections; repeated list flags are joined."""
+    values: dict[str, dict[str, object]] = {}
+    for dest, value in vars(args).items():
+        if dest.startswith("setting:"):
+            section, key = dest.removeprefix("setting:").split(".")
+            values.setdefault(section, {})[key] = ",".join(value) if isinstance(value, list) else value
     return values
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem, named as in a config file: `  vad: stop_db (9) must be below start_db (8)`."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        lines.append(f"  {where}: {error['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

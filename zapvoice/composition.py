@@ -35,37 +35,37 @@ def service_engines(settings: Settings, download: bool | None = None) -> Engines
     stt = load_whisper(settings, download)
     tts = load_voices(settings, download)
     log.info("models ready in %.1f s: whisper %s, voices %s", time.perf_counter() - started,
-             settings.whisper_model, ", ".join(tts.voices))
-    return Engines(stt=stt, llm=OpenAIChat(settings), tts=tts)
+             settings.stt.whisper_model, ", ".join(tts.voices))
+    return Engines(stt=stt, llm=OpenAIChat(settings.llm), tts=tts)
 
 
 def agent_engines(settings: Settings) -> Engines:
     """The agent's engines: each loaded here or connected over HTTP; raises ModelError when a local model is unusable."""
-    token = settings.provider_token.get_secret_value() if settings.provider_token else None
-    timeout = settings.provider_timeout_s
-    stt = ContractSTT(settings.stt_url, token, timeout) if settings.stt_url else load_whisper(settings)
-    tts = ContractTTS(settings.tts_url, token, timeout) if settings.tts_url else load_voices(settings)
-    llm = ContractChat(settings.llm_url, token, timeout) if settings.llm_is_contract else OpenAIChat(settings)
-    log.info("agent engines: stt %s, llm %s, tts %s", settings.stt_url or f"whisper {settings.whisper_model}",
-             settings.llm_url, settings.tts_url or ", ".join(settings.voices))
+    token = settings.agent.provider_token.get_secret_value() if settings.agent.provider_token else None
+    timeout = settings.agent.provider_timeout_s
+    stt = ContractSTT(settings.stt.url, token, timeout) if settings.stt.url else load_whisper(settings)
+    tts = ContractTTS(settings.tts.url, token, timeout) if settings.tts.url else load_voices(settings)
+    llm = ContractChat(settings.llm.url, token, timeout) if settings.llm.is_contract else OpenAIChat(settings.llm)
+    log.info("agent engines: stt %s, llm %s, tts %s", settings.stt.url or f"whisper {settings.stt.whisper_model}",
+             settings.llm.url, settings.tts.url or ", ".join(settings.tts.voices))
     return Engines(stt, llm, tts)
 
 
 def load_whisper(settings: Settings, download: bool | None = None) -> WhisperSTT:
     """The configured Whisper model, fetched if allowed, loaded and warmed."""
-    store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
-    whisper_dir = store.whisper_dir(settings.whisper_model, settings.auto_download if download is None else download)
-    stt = _load("Whisper model", whisper_dir, lambda: WhisperSTT(whisper_dir, settings))
+    store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
+    whisper_dir = store.whisper_dir(settings.stt.whisper_model, settings.models.auto_download if download is None else download)
+    stt = _load("Whisper model", whisper_dir, lambda: WhisperSTT(whisper_dir, settings.stt))
     stt.warm_up()
     return stt
 
 
 def load_voices(settings: Settings, download: bool | None = None) -> PiperTTS:
     """The configured Piper voices, fetched if allowed, loaded and warmed."""
-    store = ModelStore(settings.model_dir, hub_url=settings.hub_url)
-    download = settings.auto_download if download is None else download
-    voice_files = dict(store.voice_file(spec, download) for spec in settings.voices)
-    tts = _load("Piper voices", ", ".join(map(str, voice_files.values())), lambda: PiperTTS(voice_files, settings))
+    store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
+    download = settings.models.auto_download if download is None else download
+    voice_files = dict(store.voice_file(spec, download) for spec in settings.tts.voices)
+    tts = _load("Piper voices", ", ".join(map(str, voice_files.values())), lambda: PiperTTS(voice_files, settings.tts))
     tts.warm_up()
     return tts
 
@@ -81,8 +81,8 @@ def _load(what: str, where: object, load):
 async def cache_fixed_phrases(engines: Engines, settings: Settings) -> None:
     """Synthesize the greeting, idle prompt, farewell and error reply once, so every call gets them from the cache."""
     try:
-        for text in (settings.agent_greeting, settings.agent_idle_prompt, settings.agent_farewell,
-                     settings.agent_error_reply):
+        for text in (settings.agent.greeting, settings.agent.idle_prompt, settings.agent.farewell,
+                     settings.agent.error_reply):
             if text:
                 await engines.tts.speak(text)
     except ProviderError as exc:  # a remote TTS that is down now may be up when a call comes

@@ -26,7 +26,7 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from zapvoice.settings import Settings
+from zapvoice.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class HttpLimits:
     max_connections: int
 
     @classmethod
-    def from_settings(cls, settings: Settings, max_connections: int) -> HttpLimits:
+    def from_settings(cls, settings: ServiceSettings, max_connections: int) -> HttpLimits:
         return cls(settings.max_header_bytes, settings.header_timeout_s, settings.body_timeout_s, max_connections)
 
 
@@ -289,7 +289,7 @@ def access_log_config() -> dict:
     return config
 
 
-def server_config(app, settings: Settings, **options) -> uvicorn.Config:
+def server_config(app, settings: ServiceSettings, **options) -> uvicorn.Config:
     """The uvicorn Config for `app` on settings.host/port with the limits of `settings`; `options` go to
     uvicorn.Config (log_level, or host and port in tests)."""
     limits = HttpLimits.from_settings(settings, connection_limit(settings.max_connections, raise_open_file_limit()))

@@ -1,30 +1,57 @@
-"""Every tunable of zapvoice, typed and documented in one place.
+"""Every tunable of zapvoice, typed, grouped in sections and documented in one place.
 
-Values come, lowest priority first, from the defaults below, a `.env` file, environment
-variables named `ZAPVOICE_<FIELD>` (for example `ZAPVOICE_WHISPER_MODEL=small`) and the
-command line (`--whisper-model small`; the CLI builds one flag per field from this class).
-List fields take comma-separated text in both places.
+Each component gets only its section (`OpenAIChat(settings.llm)`, `EnergyVAD(settings.vad)`). Values
+come, lowest priority first, from the defaults below, a TOML config file (`[stt]` tables), a `.env`
+file, environment variables, `-c section.key=value` and a command's own flags. An environment
+variable has two names: nested, `ZAPVOICE_STT__MAX_AUDIO_S`, and the flat one zapvoice has always
+read, `ZAPVOICE_STT_MAX_AUDIO_S` (`flat_names()` maps the flat names into the sections). List
+settings take comma-separated text.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import string
+import tomllib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (BaseSettings, DotEnvSettingsSource, EnvSettingsSource, NoDecode,
+                               PydanticBaseSettingsSource, SettingsConfigDict)
 
 CommaList = Annotated[list[str], NoDecode]
 DEFAULT_GATEWAY_PORT = 4143  # the port the 4143 protocol is named after
+PROMPT_FIELDS = ("caller", "called", "call_id", "direction", "session_id")
 
 
-class Settings(BaseSettings):
-    """zapvoice's configuration. Field descriptions are the user documentation (README table)."""
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
-    model_config = SettingsConfigDict(env_prefix="ZAPVOICE_", env_file=".env", extra="ignore")
 
-    # --- HTTP service -------------------------------------------------------------------
+def _empty_is_none(value: object) -> object:
+    return None if value == "" else value
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+class Section(BaseModel):
+    """One group of settings. A misspelt key is an error, not a silently ignored value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Flat names are `<flat_prefix><field>` unless a field names its own (json_schema_extra "flat").
+    flat_prefix: ClassVar[str] = ""
+
+
+class ServiceSettings(Section):
+    """The HTTP edge: where `serve` (and the agent's health endpoint) listen, and what a request may be."""
+
     host: str = Field("127.0.0.1", description="Address the HTTP service listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP service.")
     token: SecretStr | None = Field(
@@ -35,7 +62,9 @@ class Settings(BaseSettings):
     allow_no_auth: bool = Field(
         False, description="Serve without a token on a non-loopback address (not recommended)."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log verbosity (any case)."
+    )
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 beyond)."
     )
@@ -62,10 +91,21 @@ class Settings(BaseSettings):
         "auto", description="Serve the API docs at /docs, /redoc and /openapi.json. auto: only on a loopback host."
     )
 
-    # --- models on disk -------------------------------------------------------------------
-    model_dir: Path = Field(
+    _lower_level = field_validator("log_level", mode="before")(_lower)
+    _none = field_validator("token", mode="before")(_empty_is_none)
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in {"127.0.0.1", "localhost", "::1"} or self.host.startswith("127.")
+
+
+class ModelSettings(Section):
+    """Models on disk and where missing ones come from."""
+
+    dir: Path = Field(
         Path.home() / ".cache" / "zapvoice",
         description="Where `zapvoice models pull` stores models and where names are looked up.",
+        json_schema_extra={"flat": "model_dir"},
     )
     hub_url: str | None = Field(
         None, description="Hugging Face endpoint to fetch models from (a mirror); empty uses huggingface.co."
@@ -74,283 +114,376 @@ class Settings(BaseSettings):
         True, description="`zapvoice serve` fetches missing default models on first start."
     )
 
-    # --- speech to text (faster-whisper) ---------------------------------------------------
+    _none = field_validator("hub_url", mode="before")(_empty_is_none)
+
+
+class STTSettings(Section):
+    """Speech to text: faster-whisper in process, or a provider's /stt for the agent."""
+
+    flat_prefix: ClassVar[str] = "stt_"
+
     whisper_model: str = Field(
-        "base", description="Whisper model: a name from models.txt or a local CTranslate2 model folder."
+        "base", description="Whisper model: a name from models.txt or a local CTranslate2 model folder.",
+        json_schema_extra={"flat": "whisper_model"},
     )
-    whisper_compute_type: str = Field("int8", description="CTranslate2 compute type (int8, int8_float32, float32).")
+    whisper_compute_type: str = Field(
+        "int8", description="CTranslate2 compute type (int8, int8_float32, float32).",
+        json_schema_extra={"flat": "whisper_compute_type"},
+    )
     whisper_cpu_threads: int = Field(
-        0, ge=0, description="Threads per transcription; 0 uses every core."
+        0, ge=0, description="Threads per transcription; 0 uses every core.",
+        json_schema_extra={"flat": "whisper_cpu_threads"},
     )
-    stt_language: str | None = Field(
+    language: str | None = Field(
         None, description="Default language code (pt, en, ...); empty auto-detects. `?language=` overrides."
     )
-    stt_beam_size: int = Field(1, ge=1, le=10, description="Beam size; 1 is greedy, fastest for short utterances.")
-    stt_temperature_fallback: bool = Field(
+    beam_size: int = Field(1, ge=1, le=10, description="Beam size; 1 is greedy, fastest for short utterances.")
+    temperature_fallback: bool = Field(
         False, description="Retry at higher temperatures when decoding looks bad (slower, rarely helps on phone audio)."
     )
-    stt_max_new_tokens: int = Field(
+    max_new_tokens: int = Field(
         128, ge=1, le=440, description="Most tokens decoded per utterance; stops runaway hallucination loops."
     )
-    stt_speech_check: Literal["silero", "energy", "off"] = Field(
+    speech_check: Literal["silero", "energy", "off"] = Field(
         "silero",
         description="How /stt decides the audio holds no speech and answers \"\" without Whisper "
         "(which hallucinates \"Obrigado.\" on silence).",
     )
-    stt_silence_dbfs: float = Field(
+    silence_dbfs: float = Field(
         -50.0, description="Audio whose loudest 30 ms stays below this level is silence."
     )
-    stt_vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability threshold.")
-    stt_max_audio_s: float = Field(60.0, gt=0, description="Longest audio /stt accepts (413 beyond).")
-    stt_max_channels: int = Field(8, ge=1, description="Most audio channels /stt accepts (422 beyond).")
-    stt_max_decoded_samples: int = Field(
+    vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability threshold.")
+    max_audio_s: float = Field(60.0, gt=0, description="Longest audio /stt accepts (413 beyond).")
+    max_channels: int = Field(8, ge=1, description="Most audio channels /stt accepts (422 beyond).")
+    max_decoded_samples: int = Field(
         11_520_000, ge=1,
         description="Most samples (frames × channels, read from the header) an /stt upload may decode to: 60 s of "
         "96 kHz stereo. A small compressed file can hold far more (413 beyond).",
     )
-    stt_concurrency: int = Field(1, ge=1, description="Transcriptions run at once.")
-    stt_queue: int = Field(8, ge=0, description="Transcriptions allowed to wait; more get 503 + Retry-After.")
+    concurrency: int = Field(1, ge=1, description="Transcriptions run at once.")
+    queue: int = Field(8, ge=0, description="Transcriptions allowed to wait; more get 503 + Retry-After.")
+    url: str | None = Field(
+        None, description="Agent: a provider's /stt URL (HTTP contract) instead of Whisper in process."
+    )
 
-    # --- language model (any OpenAI-compatible API) ----------------------------------------
-    llm_url: str = Field(
+    _none = field_validator("language", "url", mode="before")(_empty_is_none)
+
+
+class LLMSettings(Section):
+    """The language model: any OpenAI-compatible API, or a provider's /llm for the agent."""
+
+    flat_prefix: ClassVar[str] = "llm_"
+
+    url: str = Field(
         "http://localhost:11434/v1",
         description="Base URL of an OpenAI-compatible API (Ollama, vLLM, llama.cpp server, OpenAI). The agent "
-        "also takes a provider's /llm URL (see llm_api).",
+        "also takes a provider's /llm URL (see llm.api).",
     )
-    llm_model: str = Field("llama3.2", description="Model name sent to the LLM API.")
-    llm_api_key: SecretStr | None = Field(None, description="API key for the LLM API, if it wants one.")
-    llm_temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
-    llm_max_tokens: int = Field(256, ge=1, description="Longest reply in tokens: replies are spoken, keep them short.")
-    llm_timeout_s: float = Field(
+    model: str = Field("llama3.2", description="Model name sent to the LLM API.")
+    api_key: SecretStr | None = Field(None, description="API key for the LLM API, if it wants one.")
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(256, ge=1, description="Longest reply in tokens: replies are spoken, keep them short.")
+    timeout_s: float = Field(
         30.0, gt=0, description="Longest exchange with the LLM, a whole /llm reply or a streamed one, however "
         "slowly it trickles in; 504 beyond."
     )
-    llm_first_token_timeout_s: float = Field(
+    first_token_timeout_s: float = Field(
         10.0, gt=0, description="Agent: longest wait for the first token of a streamed reply (a caller waits in "
         "silence); the error reply is said beyond."
     )
-    llm_max_connections: int = Field(
-        100, ge=1, description="Connections to the LLM at once; more requests wait for one (within llm_timeout_s)."
+    max_connections: int = Field(
+        100, ge=1, description="Connections to the LLM at once; more requests wait for one (within llm.timeout_s)."
     )
-    llm_max_reply_bytes: int = Field(
+    max_reply_bytes: int = Field(
         65536, ge=1024,
         description="Largest answer read from the LLM, decompressed: a whole completion, or one event of a stream "
         "(502 beyond). Spoken replies are short; this stops decompression bombs and runaway answers.",
     )
-    llm_spoken_style: bool = Field(
+    spoken_style: bool = Field(
         True, description="Strip markdown, emoji, URLs and <think> blocks so the reply can be spoken."
     )
-    llm_max_messages: int = Field(200, ge=1, description="Most messages accepted in one /llm request.")
-    llm_max_chars: int = Field(
+    max_messages: int = Field(200, ge=1, description="Most messages accepted in one /llm request.")
+    max_chars: int = Field(
         50_000, ge=1, description="Most characters (system + all messages) accepted in one /llm request."
     )
+    api: Literal["auto", "openai", "contract"] = Field(
+        "auto",
+        description="What llm.url is: an OpenAI-compatible base URL (streams token by token) or a provider's "
+        "/llm URL (HTTP contract, whole replies). auto: contract when the URL ends in /llm.",
+    )
 
-    # --- text to speech (Piper) -----------------------------------------------------------
+    _none = field_validator("api_key", mode="before")(_empty_is_none)
+
+    @property
+    def is_contract(self) -> bool:
+        """Whether url is a provider's /llm (HTTP contract) rather than an OpenAI-compatible base."""
+        if self.api == "auto":
+            return self.url.rstrip("/").endswith("/llm")
+        return self.api == "contract"
+
+
+class TTSSettings(Section):
+    """Text to speech: Piper voices in process, or a provider's /tts for the agent."""
+
+    flat_prefix: ClassVar[str] = "tts_"
+
     voices: CommaList = Field(
         ["pt_BR-faber-medium", "en_US-lessac-medium"],
         description="Piper voices to load: names from models.txt or paths to .onnx files. The first is the default.",
-        json_schema_extra={"cli_aliases": ["--voice"]},
+        json_schema_extra={"flat": "voices", "cli_aliases": ["--voice"]},
     )
-    tts_sample_rate: int = Field(
+    sample_rate: int = Field(
         16000, ge=0, description="Rate of /tts audio; 16000 is what ZuckZapGo plays. 0 keeps the voice's own rate."
     )
-    tts_volume: float = Field(
+    volume: float = Field(
         0.8, gt=0, le=1,
         description="Peak level of speech. Piper scales every sentence to full scale; headroom keeps resampling "
         "and the line codec from clipping.",
     )
-    tts_max_chars: int = Field(2000, ge=1, description="Longest text /tts accepts (422 beyond).")
-    tts_cache_bytes: int = Field(
+    max_chars: int = Field(2000, ge=1, description="Longest text /tts accepts (422 beyond).")
+    cache_bytes: int = Field(
         64 * 1024 * 1024, ge=0, description="Memory for cached speech (greetings come back instantly). 0 disables."
     )
-    tts_concurrency: int = Field(1, ge=1, description="Syntheses run at once.")
-    tts_queue: int = Field(16, ge=0, description="Syntheses allowed to wait; more get 503 + Retry-After.")
+    concurrency: int = Field(1, ge=1, description="Syntheses run at once.")
+    queue: int = Field(16, ge=0, description="Syntheses allowed to wait; more get 503 + Retry-After.")
+    url: str | None = Field(
+        None, description="Agent: a provider's /tts URL (HTTP contract) instead of Piper in process."
+    )
 
-    # --- turn taking (energy VAD on 20 ms sub-frames) ------------------------------------------
-    vad_start_db: float = Field(
+    _split = field_validator("voices", mode="before")(_split_commas)
+    _none = field_validator("url", mode="before")(_empty_is_none)
+
+
+class VadSettings(Section):
+    """Turn detection: an energy VAD on 20 ms sub-frames."""
+
+    flat_prefix: ClassVar[str] = "vad_"
+
+    start_db: float = Field(
         12.0, gt=0, description="Speech starts this many dB above the learned noise floor."
     )
-    vad_stop_db: float = Field(
-        7.0, gt=0, description="Speech continues while above floor + this many dB (hysteresis: below vad_start_db)."
+    stop_db: float = Field(
+        7.0, gt=0, description="Speech continues while above floor + this many dB (hysteresis: below vad.start_db)."
     )
-    vad_min_level_dbfs: float = Field(
+    min_level_dbfs: float = Field(
         -48.0, description="Nothing quieter than this is speech, however quiet the line is."
     )
-    vad_onset_ms: int = Field(60, ge=20, description="Loud sub-frames needed in a row before speech is declared.")
-    vad_min_speech_ms: int = Field(
+    onset_ms: int = Field(60, ge=20, description="Loud sub-frames needed in a row before speech is declared.")
+    min_speech_ms: int = Field(
         250, ge=0, description="Shorter bursts (clicks, coughs) are dropped instead of becoming a turn."
     )
-    vad_preroll_ms: int = Field(
+    preroll_ms: int = Field(
         400, ge=0, description="Audio kept from before the onset, so the first syllable reaches STT."
     )
-    vad_pause_ms: int = Field(
+    pause_ms: int = Field(
         160, ge=20,
         description="Quiet after speech that counts as a pause (speculative STT starts; also the silent tail "
         "kept in the turn's audio). Shorter than the gaps inside words (stop consonants) is too eager.",
     )
-    vad_end_silence_ms: int = Field(
+    end_silence_ms: int = Field(
         600, ge=100, description="Silence after speech that ends the caller's turn."
     )
-    vad_floor_rise_s: float = Field(
+    floor_rise_s: float = Field(
         2.0, gt=0, description="Time constant of the noise floor rising (learned only while the caller is silent)."
     )
-    vad_max_utterance_s: float = Field(30.0, gt=0, description="A turn is cut after this long even without a pause.")
+    max_utterance_s: float = Field(30.0, gt=0, description="A turn is cut after this long even without a pause.")
 
-    # --- the voice agent: where its engines run ---------------------------------------------
-    stt_url: str | None = Field(
-        None, description="Agent: a provider's /stt URL (HTTP contract) instead of Whisper in process."
-    )
-    tts_url: str | None = Field(
-        None, description="Agent: a provider's /tts URL (HTTP contract) instead of Piper in process."
-    )
-    llm_api: Literal["auto", "openai", "contract"] = Field(
-        "auto",
-        description="What --llm-url is: an OpenAI-compatible base URL (streams token by token) or a provider's "
-        "/llm URL (HTTP contract, whole replies). auto: contract when the URL ends in /llm.",
-    )
-    provider_token: SecretStr | None = Field(
-        None, description="Agent: bearer token sent to the --stt-url, --tts-url and contract --llm-url providers."
-    )
-    provider_timeout_s: float = Field(30.0, gt=0, description="Agent: timeout of one request to a remote provider.")
+    @model_validator(mode="after")
+    def _check_hysteresis(self) -> VadSettings:
+        if self.stop_db >= self.start_db:
+            raise ValueError(f"stop_db ({self.stop_db:g}) must be below start_db ({self.start_db:g}): speech "
+                             "that starts above the floor + start_db continues while above the floor + stop_db")
+        return self
 
-    # --- the voice agent: the conversation ------------------------------------------------------
-    agent_system_prompt: str = Field(
-        "You are the friendly phone assistant of a small business. You are talking on a phone call: "
-        "answer in the caller's language (Portuguese or English) in one or two short, natural sentences, "
-        "with no lists, markdown or emoji. When the caller says goodbye or has nothing more to ask, say a "
-        "short goodbye and call the end_call function. Caller: {caller}.",
-        description="System prompt of the agent. {caller}, {called}, {call_id} and {direction} are filled in "
-        "(and {session_id} on gateway calls).",
-    )
-    agent_greeting: str = Field(
-        "Olá! Como posso ajudar?", description="Said when a call connects (synthesized once, then cached)."
-    )
-    agent_idle_prompt: str = Field("Você ainda está aí?", description="Said once when the caller stays silent.")
-    agent_idle_prompt_s: float = Field(
-        8.0, gt=0, description="Silence after the bot's last word before the idle prompt."
-    )
-    agent_idle_hangup_s: float = Field(
-        6.0, gt=0, description="Silence after the idle prompt before the farewell and hangup."
-    )
-    agent_farewell: str = Field(
-        "Obrigado pela ligação. Tchau!", description="Said before zapvoice hangs up on an idle or too long call."
-    )
-    agent_error_reply: str = Field(
-        "Desculpe, não consegui responder agora. Pode repetir?",
-        description="Said when transcription or the LLM fails for a turn; the call goes on.",
-    )
-    agent_goodbye_phrases: CommaList = Field(
-        ["tchau", "até logo", "até mais", "goodbye", "bye"],
-        description="A reply whose last sentence says one of these ends the call once it has been heard "
-        "(for LLMs without tools). Empty disables.",
-    )
-    agent_end_call_tool: bool = Field(
-        True, description="Offer the LLM an end_call tool (OpenAI tools API); dropped if the model refuses tools."
-    )
-    agent_max_call_s: float = Field(600.0, gt=0, description="Longest call; then the farewell and a hangup.")
-    agent_speculative_stt: bool = Field(
-        True,
-        description="Transcribe as soon as the caller pauses (vad_pause_ms) instead of at the end of the turn; "
-        "the result is dropped if they go on talking.",
-    )
+
+class TurnSettings(Section):
+    """Who talks when: interrupting the bot, and transcribing before the turn is over."""
+
     barge_in: bool = Field(True, description="The caller can interrupt the bot by talking.")
     barge_in_min_ms: int = Field(
         200, ge=20,
         description="Caller speech needed to interrupt the bot. Output pauses at the onset and resumes if the "
         "sound stops sooner (a cough, a click, the bot's own echo).",
     )
-    agent_max_calls: int = Field(20, ge=1, description="Calls handled at once; more are declined.")
-    agent_record_dir: Path | None = Field(
+    speculative_stt: bool = Field(
+        True,
+        description="Transcribe as soon as the caller pauses (vad.pause_ms) instead of at the end of the turn; "
+        "the result is dropped if they go on talking.",
+        json_schema_extra={"flat": "agent_speculative_stt"},
+    )
+
+
+class AgentSettings(Section):
+    """The voice agent: what it says, how long calls last, and the providers its engines may run on."""
+
+    flat_prefix: ClassVar[str] = "agent_"
+
+    system_prompt: str = Field(
+        "You are the friendly phone assistant of a small business. You are talking on a phone call: "
+        "answer in the caller's language (Portuguese or English) in one or two short, natural sentences, "
+        "with no lists, markdown or emoji. When the caller says goodbye or has nothing more to ask, say a "
+        "short goodbye and call the end_call function. Caller: {caller}.",
+        description="System prompt of the agent. {caller}, {called}, {call_id} and {direction} are filled in "
+        "(and {session_id} on gateway calls); write {{ and }} for literal braces.",
+    )
+    greeting: str = Field(
+        "Olá! Como posso ajudar?", description="Said when a call connects (synthesized once, then cached)."
+    )
+    idle_prompt: str = Field("Você ainda está aí?", description="Said once when the caller stays silent.")
+    idle_prompt_s: float = Field(
+        8.0, gt=0, description="Silence after the bot's last word before the idle prompt."
+    )
+    idle_hangup_s: float = Field(
+        6.0, gt=0, description="Silence after the idle prompt before the farewell and hangup."
+    )
+    farewell: str = Field(
+        "Obrigado pela ligação. Tchau!", description="Said before zapvoice hangs up on an idle or too long call."
+    )
+    error_reply: str = Field(
+        "Desculpe, não consegui responder agora. Pode repetir?",
+        description="Said when transcription or the LLM fails for a turn; the call goes on.",
+    )
+    goodbye_phrases: CommaList = Field(
+        ["tchau", "até logo", "até mais", "goodbye", "bye"],
+        description="A reply whose last sentence says one of these ends the call once it has been heard "
+        "(for LLMs without tools). Empty disables.",
+    )
+    end_call_tool: bool = Field(
+        True, description="Offer the LLM an end_call tool (OpenAI tools API); dropped if the model refuses tools."
+    )
+    max_call_s: float = Field(600.0, gt=0, description="Longest call; then the farewell and a hangup.")
+    max_calls: int = Field(20, ge=1, description="Calls handled at once; more are declined.")
+    record_dir: Path | None = Field(
         Path("calls"),
         description="Folder of the per-call JSON-lines records (transcript and turn timings). Empty disables.",
     )
+    provider_token: SecretStr | None = Field(
+        None, description="Bearer token sent to the stt.url, tts.url and contract llm.url providers.",
+        json_schema_extra={"flat": "provider_token"},
+    )
+    provider_timeout_s: float = Field(
+        30.0, gt=0, description="Timeout of one request to a remote provider.",
+        json_schema_extra={"flat": "provider_timeout_s"},
+    )
 
-    # --- the ZuckZapGo transport (manual mode) ---------------------------------------------
-    zuckzapgo_url: str | None = Field(None, description="Base URL of the ZuckZapGo instance (http://host:8080).")
-    zuckzapgo_token: SecretStr | None = Field(None, description="The ZuckZapGo instance token (never logged).")
-    zuckzapgo_poll_s: float = Field(
+    _split = field_validator("goodbye_phrases", mode="before")(_split_commas)
+    _none = field_validator("record_dir", "provider_token", mode="before")(_empty_is_none)
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _check_placeholders(cls, prompt: str) -> str:
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(prompt) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write {{{{ and }}}} for literal braces") from None
+        for name in fields:
+            if name not in PROMPT_FIELDS:
+                raise ValueError(f"unknown placeholder {{{name}}}: the prompt can use "
+                                 f"{', '.join('{' + f + '}' for f in PROMPT_FIELDS)}; write {{{{ and }}}} "
+                                 "for literal braces")
+        return prompt
+
+
+class ZuckZapGoSettings(Section):
+    """The ZuckZapGo transport (manual mode)."""
+
+    flat_prefix: ClassVar[str] = "zuckzapgo_"
+
+    url: str | None = Field(None, description="Base URL of the ZuckZapGo instance (http://host:8080).")
+    token: SecretStr | None = Field(None, description="The ZuckZapGo instance token (never logged).")
+    poll_s: float = Field(
         1.0, gt=0, description="Interval of GET /call/status polls (ringing calls and remote hangups)."
     )
-    zuckzapgo_webhook_secret: SecretStr | None = Field(
+    webhook_secret: SecretStr | None = Field(
         None,
         description="Enables the v1.call.offer webhook route /zuckzapgo/webhook?secret=...; requests without "
         "this secret get 401.",
     )
-    zuckzapgo_lead_frames: int = Field(
+    lead_frames: int = Field(
         2, ge=1, le=10,
         description="60 ms frames sent ahead of real time. The engine cannot take queued audio back, so this "
         "bounds how late the bot stops when interrupted.",
     )
-    zuckzapgo_ring_timeout_s: float = Field(
+    ring_timeout_s: float = Field(
         60.0, gt=0, description="`zapvoice call` gives up on a callee who has not answered after this long."
     )
-    zuckzapgo_retry_max_s: float = Field(
+    retry_max_s: float = Field(
         30.0, gt=0, description="Longest wait between attempts while ZuckZapGo is unreachable."
     )
 
-    # --- the 4143 telephony gateway (WebSocket server, one connection per call) -------------
-    gateway_host: str = Field(
+    _none = field_validator("url", "token", "webhook_secret", mode="before")(_empty_is_none)
+
+
+class GatewaySettings(Section):
+    """The 4143 telephony gateway (WebSocket server, one connection per call)."""
+
+    flat_prefix: ClassVar[str] = "gateway_"
+
+    host: str = Field(
         "127.0.0.1",
         description="Address the gateway server listens on; 0.0.0.0 for a gateway on another machine. The "
         "protocol has no authentication: let only the gateway reach it (firewall).",
     )
-    gateway_port: int | None = Field(
+    port: int | None = Field(
         None, ge=0, le=65535,
         description=f"Port of the gateway server (0: any free one). `zapvoice gateway` uses {DEFAULT_GATEWAY_PORT} "
         "when empty; `zapvoice serve` runs the gateway beside the HTTP service only when it is set.",
     )
-    gateway_sample_rate: int = Field(
+    sample_rate: int = Field(
         8000, description="Audio rate on the gateway's socket, both ways: 8000 or 16000 Hz.",
         json_schema_extra={"cli_aliases": ["--sample-rate"]},
     )
-    gateway_encoding: Literal["pcm16", "mulaw", "alaw"] = Field(
+    encoding: Literal["pcm16", "mulaw", "alaw"] = Field(
         "pcm16", description="Audio encoding on the gateway's socket: s16le PCM, or G.711 µ-law / A-law.",
         json_schema_extra={"cli_aliases": ["--encoding"]},
     )
-    gateway_chunk_ms: int = Field(20, ge=5, le=200, description="Length of each audio message sent to the gateway.")
-    gateway_lead_ms: int = Field(
+    chunk_ms: int = Field(20, ge=5, le=200, description="Length of each audio message sent to the gateway.")
+    lead_ms: int = Field(
         60, ge=0, le=1000,
         description="How far ahead of real time audio is sent (rounded up to whole chunks, at least one). "
         "The gateway cannot take queued audio back, so this bounds how late the bot stops when interrupted.",
     )
-    gateway_certfile: Path | None = Field(
+    certfile: Path | None = Field(
         None, description="TLS certificate (PEM) of the gateway server: wss:// instead of ws://."
     )
-    gateway_keyfile: Path | None = Field(
-        None, description="Private key (PEM) of gateway_certfile, when the certificate file does not hold it."
+    keyfile: Path | None = Field(
+        None, description="Private key (PEM) of gateway.certfile, when the certificate file does not hold it."
     )
-    gateway_max_ahead_s: float = Field(
+    max_ahead_s: float = Field(
         2.0, gt=0,
         description="How far a call's inbound audio may run ahead of real time; what comes faster is dropped "
         "before it is decoded (logged once per connection), so one connection cannot slow the other calls.",
     )
-    gateway_incoming_timeout_s: float = Field(
+    incoming_timeout_s: float = Field(
         10.0, gt=0, description="A connection that sends no incoming_call within this time is closed."
     )
-    gateway_dtmf_actions: CommaList = Field(
+    dtmf_actions: CommaList = Field(
         [],
         description="Keys that act instead of reaching the conversation: DIGIT=hangup (farewell, then hang up) "
         "or DIGIT=send:DIGITS (press DIGITS towards the gateway, e.g. a PBX transfer code). Example: "
         "0=hangup,9=send:##200.",
     )
-    gateway_dtmf_tool: bool = Field(True, description="Offer the LLM a send_dtmf tool to press keys on the line.")
-    gateway_dtmf_duration_ms: int = Field(
+    dtmf_tool: bool = Field(True, description="Offer the LLM a send_dtmf tool to press keys on the line.")
+    dtmf_duration_ms: int = Field(
         200, ge=40, le=1000, description="Length of each DTMF tone the gateway is asked to send (protocol: ≤ 1000)."
     )
-    gateway_echo_hangup_s: float = Field(
+    echo_hangup_s: float = Field(
         12.0, gt=0,
         description="`zapvoice gateway --echo`: hang up this long after the answer (the protocol's example flow: "
         "DTMF 1 at 2 s, echo, hang up at 12 s).",
     )
 
-    @field_validator("gateway_sample_rate")
+    _split = field_validator("dtmf_actions", mode="before")(_split_commas)
+    _none = field_validator("port", "certfile", "keyfile", mode="before")(_empty_is_none)
+
+    @field_validator("sample_rate")
     @classmethod
-    def _check_gateway_rate(cls, rate: int) -> int:
+    def _check_rate(cls, rate: int) -> int:
         if rate not in (8000, 16000):
             raise ValueError("the gateway carries 8000 or 16000 Hz audio")
         return rate
 
-    @field_validator("gateway_dtmf_actions")
+    @field_validator("dtmf_actions")
     @classmethod
     def _check_dtmf_actions(cls, actions: list[str]) -> list[str]:
         for action in actions:
@@ -358,27 +491,167 @@ class Settings(BaseSettings):
                 raise ValueError(f"{action!r}: write DIGIT=hangup or DIGIT=send:DIGITS (0-9, *, #)")
         return actions
 
-    @field_validator("voices", "agent_goodbye_phrases", "gateway_dtmf_actions", mode="before")
+    @model_validator(mode="after")
+    def _check_tls(self) -> GatewaySettings:
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("keyfile is set but certfile is not: the key belongs to a certificate")
+        return self
+
+
+class Settings(BaseSettings):
+    """All sections. Field descriptions are the user documentation (README table)."""
+
+    model_config = SettingsConfigDict(env_prefix="ZAPVOICE_", env_nested_delimiter="__", env_file=".env",
+                                      extra="ignore", frozen=True)
+
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    stt: STTSettings = Field(default_factory=STTSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    tts: TTSSettings = Field(default_factory=TTSSettings)
+    vad: VadSettings = Field(default_factory=VadSettings)
+    turns: TurnSettings = Field(default_factory=TurnSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    zuckzapgo: ZuckZapGoSettings = Field(default_factory=ZuckZapGoSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+
+    @model_validator(mode="before")
     @classmethod
-    def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+    def _known_sections(cls, data: Any) -> Any:
+        """`Settings(whisper_model=...)` would otherwise be dropped silently (extra="ignore" is for the
+        environment, where other programs' ZAPVOICE_ variables may live)."""
+        unknown = set(data) - set(cls.model_fields) if isinstance(data, dict) else set()
+        if unknown:
+            raise ValueError(f"no section named {', '.join(sorted(unknown))}; nest() maps flat names into sections")
+        return data
 
-    @field_validator("stt_language", "token", "llm_api_key", "hub_url", "stt_url", "tts_url", "provider_token",
-                     "agent_record_dir", "zuckzapgo_url", "zuckzapgo_token", "zuckzapgo_webhook_secret",
-                     "gateway_port", "gateway_certfile", "gateway_keyfile", mode="before")
     @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, *environment_sources(settings_cls, dotenv_settings)
 
-    @property
-    def llm_is_contract(self) -> bool:
-        """Whether llm_url is a provider's /llm (HTTP contract) rather than an OpenAI-compatible base."""
-        if self.llm_api == "auto":
-            return self.llm_url.rstrip("/").endswith("/llm")
-        return self.llm_api == "contract"
+    @classmethod
+    def sections(cls) -> dict[str, type[Section]]:
+        return {name: field.annotation for name, field in cls.model_fields.items()}
 
-    @property
-    def is_loopback(self) -> bool:
-        return self.host in {"127.0.0.1", "localhost", "::1"} or self.host.startswith("127.")
+
+def flat_names() -> dict[str, tuple[str, str]]:
+    """Every setting's flat name (`stt_max_audio_s`, `barge_in`) and the (section, key) it now lives at."""
+    names = {}
+    for section, model in Settings.sections().items():
+        for key, field in model.model_fields.items():
+            names[(field.json_schema_extra or {}).get("flat", model.flat_prefix + key)] = (section, key)
+    return names
+
+
+def nest(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Flat-named values ({"stt_max_audio_s": 5}) as sections ({"stt": {"max_audio_s": 5}}); unknown names raise."""
+    names = flat_names()
+    nested: dict[str, dict[str, Any]] = {}
+    for name, value in flat.items():
+        if name not in names:
+            raise KeyError(f"no setting is named {name!r}")
+        section, key = names[name]
+        nested.setdefault(section, {})[key] = value
+    return nested
+
+
+class _FlatEnvSource(PydanticBaseSettingsSource):
+    """Environment variables under their flat names (ZAPVOICE_STT_MAX_AUDIO_S), as zapvoice read them before
+    the sections; `variables` is the environment or a .env file's contents."""
+
+    def __init__(self, settings_cls: type[BaseSettings], variables: dict[str, str | None]):
+        super().__init__(settings_cls)
+        self._variables = {name.upper(): value for name, value in variables.items() if value is not None}
+
+    def get_field_value(self, field, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads every name at once
+
+    def __call__(self) -> dict[str, Any]:
+        found = {name: self._variables[f"ZAPVOICE_{name.upper()}"] for name in flat_names()
+                 if f"ZAPVOICE_{name.upper()}" in self._variables}
+        return nest(found)
+
+
+class _SectionsOnly(PydanticBaseSettingsSource):
+    """Another source's sections only: a .env file's flat-named lines come back from pydantic-settings as
+    extra keys (`stt_language`), which _FlatEnvSource reads properly."""
+
+    def __init__(self, source: PydanticBaseSettingsSource):
+        super().__init__(source.settings_cls)
+        self._source = source
+
+    def get_field_value(self, field, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ asks the wrapped source
+
+    def __call__(self) -> dict[str, Any]:
+        return {key: value for key, value in self._source().items() if key in self.settings_cls.model_fields}
+
+
+def environment_sources(settings_cls: type[BaseSettings] = Settings, dotenv: DotEnvSettingsSource | None = None
+                        ) -> tuple[PydanticBaseSettingsSource, ...]:
+    """Highest priority first: nested then flat names in the environment, then the same in `.env`."""
+    dotenv = dotenv or DotEnvSettingsSource(settings_cls)
+    return (EnvSettingsSource(settings_cls), _FlatEnvSource(settings_cls, dict(os.environ)),
+            _SectionsOnly(dotenv), _FlatEnvSource(settings_cls, dict(dotenv.env_vars)))
+
+
+class ConfigError(ValueError):
+    """A config file, `-c` assignment or secret file that cannot be read; the message says which."""
+
+
+class Loaded(NamedTuple):
+    settings: Settings
+    origins: dict[str, str]  # "stt.max_audio_s" -> "default", "file", "env", "-c" or "flag"
+
+
+def load(config_file: Path | None = None, assignments: Sequence[str] = (),
+         flags: dict[str, dict[str, Any]] | None = None) -> Loaded:
+    """The effective settings and where each came from. Precedence: flags > -c > environment > file > defaults.
+
+    Raises ConfigError for an unreadable file or a bad assignment, pydantic's ValidationError for bad values.
+    """
+    layers = [("file", read_config_file(config_file) if config_file else {}),
+              ("env", _merged(*(source() for source in reversed(environment_sources())))),
+              ("-c", _merged(*(parse_assignment(text) for text in assignments))),
+              ("flag", flags or {})]
+    origins = {f"{section}.{key}": "default" for section, model in Settings.sections().items() for key in model.model_fields}
+    for name, layer in layers:
+        for section, values in layer.items():
+            origins.update({f"{section}.{key}": name for key in values})
+    return Loaded(Settings(**_merged(*(layer for _, layer in layers))), origins)
+
+
+def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
+    """A TOML file of section tables: `[stt]` then `max_audio_s = 30`."""
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    sections = Settings.sections()
+    for name, value in data.items():
+        if name not in sections or not isinstance(value, dict):
+            raise ConfigError(f"{path}: {name!r} is not a section; sections are [{'], ['.join(sections)}]")
+    return data
+
+
+def parse_assignment(text: str) -> dict[str, dict[str, str]]:
+    """`section.key=value` (the value is text, read as the setting's type) as {section: {key: value}}."""
+    name, equals, value = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    model = Settings.sections().get(section)
+    if not equals or not dot or model is None or key not in model.model_fields:
+        raise ConfigError(f"-c {text!r}: write SECTION.KEY=VALUE with a setting from `zapvoice config defaults`")
+    return {section: {key: value}}
+
+
+def _merged(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Section dicts merged key by key, later layers winning."""
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for section, values in layer.items():
+            merged.setdefault(section, {}).update(values)
+    return merged

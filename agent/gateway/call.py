@@ -26,12 +26,12 @@ log = logging.getLogger(__name__)
 class AgentCall:
     def __init__(self, socket: GatewaySocket, info: CallInfo, settings: Settings, engines: Engines, clock: Clock):
         self.socket = socket
-        self.edge = EdgeAudio(settings.gateway_sample_rate, settings.gateway_encoding)
-        self.line = GatewayLine(socket, self.edge, settings, clock)
+        self.edge = EdgeAudio(settings.gateway.sample_rate, settings.gateway.encoding)
+        self.line = GatewayLine(socket, self.edge, settings.gateway, clock)
         self.inbound = RealTimeGate(socket, bytes_per_s(self.edge.rate, self.edge.encoding),
-                                    settings.gateway_max_ahead_s, clock)
+                                    settings.gateway.max_ahead_s, clock)
         self.conversation = Conversation(self.line, engines, settings, info, clock)
-        self.actions = dict(action.split("=", 1) for action in settings.gateway_dtmf_actions)
+        self.actions = dict(action.split("=", 1) for action in settings.gateway.dtmf_actions)
 
     async def run(self) -> str:
         """Hold the conversation until either side ends the call; why it ended."""

@@ -30,14 +30,14 @@ async def serving(settings: Settings, engines: Engines | None,
     clock = clock or MonotonicClock()
     if engines is None:
         def handle(socket: GatewaySocket, _: CallInfo):
-            return EchoCall(socket, settings, clock).run()
+            return EchoCall(socket, settings.gateway, clock).run()
     else:
         await cache_fixed_phrases(engines, settings)
         freeze_heap()
 
         def handle(socket: GatewaySocket, info: CallInfo):
             return AgentCall(socket, info, settings, engines, clock).run()
-    async with GatewayServer(settings, handle) as server:
+    async with GatewayServer(settings.gateway, handle, settings.agent.max_calls) as server:
         yield server
 
 

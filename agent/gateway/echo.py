@@ -17,7 +17,7 @@ from zapvoice.agent.clock import Clock
 from zapvoice.agent.gateway.codec import bytes_per_s
 from zapvoice.agent.gateway.inbound_pacing import RealTimeGate
 from zapvoice.agent.gateway.protocol import Dtmf, GatewaySocket, Hangup
-from zapvoice.settings import Settings
+from zapvoice.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,12 @@ DTMF_DIGIT = "1"
 
 
 class EchoCall:
-    def __init__(self, socket: GatewaySocket, settings: Settings, clock: Clock):
+    def __init__(self, socket: GatewaySocket, settings: GatewaySettings, clock: Clock):
         self.socket = socket
         self.settings = settings
         self.clock = clock
-        self.inbound = RealTimeGate(socket, bytes_per_s(settings.gateway_sample_rate, settings.gateway_encoding),
-                                    settings.gateway_max_ahead_s, clock)
+        self.inbound = RealTimeGate(socket, bytes_per_s(settings.sample_rate, settings.encoding),
+                                    settings.max_ahead_s, clock)
 
     async def run(self) -> str:
         """Echo until the caller hangs up or the time is up; why it ended (the server sends the hangup)."""
@@ -59,10 +59,10 @@ class EchoCall:
         return "the gateway closed the connection"
 
     async def _timeline(self) -> str:
-        hang_up_s = self.settings.gateway_echo_hangup_s
+        hang_up_s = self.settings.echo_hangup_s
         if hang_up_s > DTMF_AFTER_S:
             await self.clock.sleep(DTMF_AFTER_S)
-            await self.socket.dtmf(DTMF_DIGIT, self.settings.gateway_dtmf_duration_ms)
+            await self.socket.dtmf(DTMF_DIGIT, self.settings.dtmf_duration_ms)
             await self.clock.sleep(hang_up_s - DTMF_AFTER_S)
         else:
             await self.clock.sleep(hang_up_s)

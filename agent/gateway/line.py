@@ -13,7 +13,7 @@ from zapvoice.agent.gateway.codec import EdgeAudio
 from zapvoice.agent.gateway.protocol import SERVER_DIGITS, GatewaySocket
 from zapvoice.agent.line import LineTool
 from zapvoice.audio import PIPELINE_RATE
-from zapvoice.settings import Settings
+from zapvoice.settings import GatewaySettings
 
 INTER_DIGIT_S = 0.1  # quiet between keys pressed in a row (ITU-T Q.24 asks for at least 40 ms)
 MAX_DIGITS = 32
@@ -31,14 +31,14 @@ class GatewayLine:
     """The Playout sends `gateway_chunk_ms` frames at 16 kHz; each goes out as one audio message.
     Keys are pressed in the background, so speech never waits for them; `aclose()` stops them."""
 
-    def __init__(self, socket: GatewaySocket, edge: EdgeAudio, settings: Settings, clock: Clock):
+    def __init__(self, socket: GatewaySocket, edge: EdgeAudio, settings: GatewaySettings, clock: Clock):
         self.socket = socket
         self.edge = edge
         self.clock = clock
-        self.frame_samples = PIPELINE_RATE * settings.gateway_chunk_ms // 1000
-        self.lead_frames = max(1, math.ceil(settings.gateway_lead_ms / settings.gateway_chunk_ms))
-        self.tools = (LineTool(SEND_DTMF_TOOL, self._send_dtmf_tool),) if settings.gateway_dtmf_tool else ()
-        self._tone_s = settings.gateway_dtmf_duration_ms / 1000
+        self.frame_samples = PIPELINE_RATE * settings.chunk_ms // 1000
+        self.lead_frames = max(1, math.ceil(settings.lead_ms / settings.chunk_ms))
+        self.tools = (LineTool(SEND_DTMF_TOOL, self._send_dtmf_tool),) if settings.dtmf_tool else ()
+        self._tone_s = settings.dtmf_duration_ms / 1000
         self._keys = asyncio.Lock()  # one key sequence at a time, so two never interleave
         self._pressing: set[asyncio.Task] = set()
 

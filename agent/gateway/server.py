@@ -21,7 +21,7 @@ from websockets.http11 import Request, Response
 
 from zapvoice.agent.gateway.protocol import GatewaySocket, Hangup, IncomingCall
 from zapvoice.agent.line import CallInfo
-from zapvoice.settings import DEFAULT_GATEWAY_PORT, Settings
+from zapvoice.settings import DEFAULT_GATEWAY_PORT, GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +30,26 @@ MAX_MESSAGE_BYTES = 1 << 20
 
 
 class GatewayServer:
-    """`async with GatewayServer(settings, handler) as server:` listens until the block ends, then hangs up
+    """`async with GatewayServer(settings, handler, max_calls) as server:` listens until the block ends, then hangs up
     every call."""
 
-    def __init__(self, settings: Settings, handle: CallHandler):
+    def __init__(self, settings: GatewaySettings, handle: CallHandler, max_calls: int):
         self.settings = settings
+        self.max_calls = max_calls
         self.handle = handle
         self.calls: set[GatewaySocket] = set()  # answered and in progress
         self._server: Server | None = None
 
     async def __aenter__(self) -> GatewayServer:
         s = self.settings
-        port = DEFAULT_GATEWAY_PORT if s.gateway_port is None else s.gateway_port
-        self._server = await serve(self._connection, s.gateway_host, port, ssl=self._tls(), compression=None,
+        port = DEFAULT_GATEWAY_PORT if s.port is None else s.port
+        self._server = await serve(self._connection, s.host, port, ssl=self._tls(), compression=None,
                                    max_size=MAX_MESSAGE_BYTES, process_request=self._health)
-        log.info("4143 gateway listening on %s (%s, %d Hz, %d ms chunks)", self.url, s.gateway_encoding,
-                 s.gateway_sample_rate, s.gateway_chunk_ms)
-        if s.gateway_host not in {"127.0.0.1", "localhost", "::1"}:
+        log.info("4143 gateway listening on %s (%s, %d Hz, %d ms chunks)", self.url, s.encoding,
+                 s.sample_rate, s.chunk_ms)
+        if s.host not in {"127.0.0.1", "localhost", "::1"}:
             log.warning("the 4143 protocol has no authentication: anyone who reaches %s:%d can place calls; "
-                        "let only the gateway reach it", s.gateway_host, self.port)
+                        "let only the gateway reach it", s.host, self.port)
         return self
 
     async def __aexit__(self, *_) -> None:
@@ -62,8 +63,8 @@ class GatewayServer:
 
     @property
     def url(self) -> str:
-        scheme = "wss" if self.settings.gateway_certfile else "ws"
-        return f"{scheme}://{self.settings.gateway_host}:{self.port}"
+        scheme = "wss" if self.settings.certfile else "ws"
+        return f"{scheme}://{self.settings.host}:{self.port}"
 
     @property
     def connections(self) -> int:
@@ -71,10 +72,10 @@ class GatewayServer:
         return len(self._server.connections)
 
     def _tls(self) -> ssl.SSLContext | None:
-        if self.settings.gateway_certfile is None:
+        if self.settings.certfile is None:
             return None
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.settings.gateway_certfile, self.settings.gateway_keyfile)
+        context.load_cert_chain(self.settings.certfile, self.settings.keyfile)
         return context
 
     def _health(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -97,7 +98,7 @@ class GatewayServer:
                             caller=incoming.caller_id, called=incoming.did_number,
                             extra={"session_id": incoming.session_id})
             socket.label = f"call {info.call_id}"
-            if len(self.calls) >= self.settings.agent_max_calls:
+            if len(self.calls) >= self.max_calls:
                 log.warning("declining %s from %s: %d calls in progress (agent_max_calls)", socket.label,
                             info.caller or "unknown", len(self.calls))
                 await socket.hang_up()
@@ -134,8 +135,8 @@ class GatewayServer:
             return None
 
         try:
-            return await asyncio.wait_for(announced(), self.settings.gateway_incoming_timeout_s)
+            return await asyncio.wait_for(announced(), self.settings.incoming_timeout_s)
         except asyncio.TimeoutError:
-            socket.warn_once("timeout", f"no incoming_call in {self.settings.gateway_incoming_timeout_s:g} s; "
+            socket.warn_once("timeout", f"no incoming_call in {self.settings.incoming_timeout_s:g} s; "
                                         "closing the connection")
             return None

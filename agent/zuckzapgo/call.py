@@ -54,7 +54,7 @@ class ZuckZapGoCall:
         try:
             async with connect(self.api.stream_url(self.call_id), max_size=2**20, open_timeout=10,
                                logger=self.api.logger("websockets.client")) as ws:
-                line = MediaLine(ws, self.api, self.call_id, self.settings.zuckzapgo_lead_frames)
+                line = MediaLine(ws, self.api, self.call_id, self.settings.zuckzapgo.lead_frames)
                 conversation = self.conversation = Conversation(line, self.engines, self.settings, info, self.clock)
                 if info.direction == "outbound" and not await self._answered():
                     reason = REMOTE_HANGUP if self.gone else "not answered"
@@ -81,9 +81,9 @@ class ZuckZapGoCall:
     async def _answered(self) -> bool:
         """Wait until the callee picks up (the status says active), hangs up, or never answers."""
         try:
-            await asyncio.wait_for(self.answered.wait(), self.settings.zuckzapgo_ring_timeout_s)
+            await asyncio.wait_for(self.answered.wait(), self.settings.zuckzapgo.ring_timeout_s)
         except TimeoutError:
-            log.info("call %s: no answer in %g s", self.call_id, self.settings.zuckzapgo_ring_timeout_s)
+            log.info("call %s: no answer in %g s", self.call_id, self.settings.zuckzapgo.ring_timeout_s)
             return False
         return not self.gone
 

@@ -24,11 +24,11 @@ log = logging.getLogger(__name__)
 
 
 def connect_api(settings: Settings) -> ZuckZapGoAPI | None:
-    if not settings.zuckzapgo_url or settings.zuckzapgo_token is None:
-        print("zapvoice: give the instance with --zuckzapgo-url and --zuckzapgo-token "
+    if not settings.zuckzapgo.url or settings.zuckzapgo.token is None:
+        print("zapvoice: give the instance with --zuckzapgo-url and --zuckzapgo-token-file "
               "(ZAPVOICE_ZUCKZAPGO_URL, ZAPVOICE_ZUCKZAPGO_TOKEN)", file=sys.stderr)
         return None
-    return ZuckZapGoAPI(settings.zuckzapgo_url, settings.zuckzapgo_token.get_secret_value())
+    return ZuckZapGoAPI(settings.zuckzapgo.url, settings.zuckzapgo.token.get_secret_value())
 
 
 def setup(settings: Settings) -> int:
@@ -54,19 +54,20 @@ def setup(settings: Settings) -> int:
 def run_agent(settings: Settings) -> int:
     """Answer every call until SIGINT/SIGTERM, with the health and webhook routes on --host/--port."""
     async def serve(agent: ZuckZapGoAgent, stop: asyncio.Event) -> int:
-        secret = settings.zuckzapgo_webhook_secret.get_secret_value() if settings.zuckzapgo_webhook_secret else None
-        server = _Server(server_config(create_agent_app(agent, secret), settings, log_level="warning"))
+        secret = settings.zuckzapgo.webhook_secret.get_secret_value() if settings.zuckzapgo.webhook_secret else None
+        server = _Server(server_config(create_agent_app(agent, secret), settings.service, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         stopping = asyncio.create_task(stop.wait())
-        log.info("agent answering calls of %s; health at http://%s:%d/health%s", settings.zuckzapgo_url,
-                 settings.host, settings.port, ", webhook at /zuckzapgo/webhook?secret=..." if secret else "")
+        log.info("agent answering calls of %s; health at http://%s:%d/health%s", settings.zuckzapgo.url,
+                 settings.service.host, settings.service.port,
+                 ", webhook at /zuckzapgo/webhook?secret=..." if secret else "")
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         server.should_exit = True
         try:
             await serving
         except SystemExit:  # uvicorn exits when it cannot bind the port
-            print(f"zapvoice: cannot listen on {settings.host}:{settings.port}", file=sys.stderr)
+            print(f"zapvoice: cannot listen on {settings.service.host}:{settings.service.port}", file=sys.stderr)
             return 1
         return 0
     return _with_agent(settings, serve)

@@ -74,7 +74,8 @@ class ZuckZapGoAPI:
         if not response.is_success or answer.get("success") is False:
             message = answer.get("error") or answer.get("message") or f"HTTP {response.status_code}"
             if response.status_code == 401:
-                message += " (the instance token, --zuckzapgo-token, is not this instance's)"
+                message += (" (the instance token, ZAPVOICE_ZUCKZAPGO_TOKEN or --zuckzapgo-token-file, "
+                            "is not this instance's)")
             error = (errors or {}).get(response.status_code, ZuckZapGoError)
             raise error(response.status_code, self.redact(f"{method} {path}: {message}"))
         data = answer.get("data")

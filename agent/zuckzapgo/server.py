@@ -39,24 +39,24 @@ class ZuckZapGoAgent:
     async def run(self) -> None:
         """Poll /call/status until cancelled."""
         s = self.settings
-        delay = s.zuckzapgo_poll_s
+        delay = s.zuckzapgo.poll_s
         while True:
             try:
                 listed = await self.api.calls()
             except ZuckZapGoError as exc:
                 if self.reachable is not False:
                     log.warning("ZuckZapGo does not answer GET /call/status (%s); retrying with back-off up to %g s",
-                                exc.message, s.zuckzapgo_retry_max_s)
+                                exc.message, s.zuckzapgo.retry_max_s)
                 self.reachable = False
                 await self._pause(delay)
-                delay = min(delay * 2, s.zuckzapgo_retry_max_s)
+                delay = min(delay * 2, s.zuckzapgo.retry_max_s)
                 continue
             if self.reachable is False:
                 log.info("ZuckZapGo answers again")
             self.reachable = True
-            delay = s.zuckzapgo_poll_s
+            delay = s.zuckzapgo.poll_s
             self._update(listed)
-            await self._pause(s.zuckzapgo_poll_s)
+            await self._pause(s.zuckzapgo.poll_s)
 
     def poll_soon(self) -> None:
         """Poll now rather than at the next interval (a webhook announced a call)."""
@@ -112,7 +112,7 @@ class ZuckZapGoAgent:
 
     async def _inbound(self, call_id: str, peer: str) -> None:
         caller = peer.split("@")[0]
-        if len(self.calls) >= self.settings.agent_max_calls:
+        if len(self.calls) >= self.settings.agent.max_calls:
             log.warning("declining call %s from %s: %d calls in progress (agent_max_calls)",
                         call_id, caller, len(self.calls))
             await hang_up_quietly(self.api, call_id)

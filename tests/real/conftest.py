@@ -62,4 +62,4 @@ def real_engines(real_settings):
 @pytest.fixture(scope="session")
 def real_service(make_service, real_settings, real):
     return make_service(whisper_model=str(real["whisper_base"]),
-                        voices=real_settings().voices)
+                        voices=real_settings().tts.voices)

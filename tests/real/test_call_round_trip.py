@@ -23,6 +23,7 @@ from zapvoice.providers.llm import OpenAIChat
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
 from tests.support.gateway_caller import GatewayCaller
 from tests.support.servers import serve_in_thread
+from tests.support.settings import changed
 from tests.support.zuckzapgo_harness import INSTANCE_TOKEN, Harness, running_agent
 from zapvoice.audio import to_int16
 from zapvoice.evaluation import read_clip
@@ -64,8 +65,7 @@ def settings(real_settings, tmp_path):
 def test_a_whatsapp_call_understands_the_caller_and_is_understood(settings, real_engines, real, fake_llm):
     clip = real["clips"][4]  # "he might even have been made amiable himself", 3.3 s
     zuckzapgo = serve_in_thread(build_fake_zuckzapgo(INSTANCE_TOKEN, frame_s=0.06, enabled=True))
-    settings = settings.model_copy(update={"zuckzapgo_url": zuckzapgo.url, "zuckzapgo_token": INSTANCE_TOKEN,
-                                           "zuckzapgo_poll_s": 0.3})
+    settings = changed(settings, zuckzapgo_url=zuckzapgo.url, zuckzapgo_token=INSTANCE_TOKEN, zuckzapgo_poll_s=0.3)
 
     async def scenario():
         phone = Harness(zuckzapgo.url)
@@ -87,12 +87,11 @@ def test_a_whatsapp_call_understands_the_caller_and_is_understood(settings, real
 
 def test_a_gateway_call_in_mulaw_understands_the_caller_and_is_understood(settings, real_engines, real, fake_llm):
     clip = real["clips"][3]  # "had he married a more a amiable woman he might have been made still more ...", 6.0 s
-    settings = settings.model_copy(update={"gateway_port": 0, "gateway_sample_rate": 8000,
-                                           "gateway_encoding": "mulaw"})
+    settings = changed(settings, gateway_port=0, gateway_sample_rate=8000, gateway_encoding="mulaw")
 
     async def scenario():
         stt, tts = real_engines
-        backends = Engines(stt, OpenAIChat(settings), tts)
+        backends = Engines(stt, OpenAIChat(settings.llm), tts)
         try:
             async with serving(settings, backends, MonotonicClock()) as server:
                 async with GatewayCaller(f"ws://127.0.0.1:{server.port}", rate=8000, encoding="mulaw") as phone:

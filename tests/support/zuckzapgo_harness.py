@@ -63,8 +63,8 @@ def _call_time(report: dict) -> float:
 @contextlib.asynccontextmanager
 async def running_agent(settings, engines, clock):
     stt, tts = engines
-    backends = Engines(stt, OpenAIChat(settings), tts)
-    api = ZuckZapGoAPI(settings.zuckzapgo_url, INSTANCE_TOKEN)
+    backends = Engines(stt, OpenAIChat(settings.llm), tts)
+    api = ZuckZapGoAPI(settings.zuckzapgo.url, INSTANCE_TOKEN)
     agent = ZuckZapGoAgent(settings, backends, api, clock)
     poller = asyncio.create_task(agent.run())
     try:
