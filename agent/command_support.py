@@ -7,9 +7,10 @@ import asyncio
 import signal
 import sys
 
-from zapvoice.composition import agent_engines
 from zapvoice.providers.contracts import Engines
 from zapvoice.providers.model_store import ModelError
+
+from zapvoice.composition import agent_engines
 from zapvoice.settings import Settings
 
 

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from zapvoice.agent.call_record import CallRecord, TurnTimes
 from zapvoice.agent.clock import Clock, MonotonicClock
 from zapvoice.agent.line import CallInfo, CallLine
@@ -32,6 +31,7 @@ from zapvoice.agent.vad import EnergyVAD, NoiseDropped, PauseStarted, SpeechResu
 from zapvoice.providers.contracts import Engines, Message, Speech, ToolCall, Transcript
 from zapvoice.providers.errors import ProviderError, UnknownVoice
 from zapvoice.providers.spoken_text import to_spoken
+
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
-
 from zapvoice.agent.clock import Clock
+
 from zapvoice.audio import PIPELINE_RATE
 
 Send = Callable[[np.ndarray], Awaitable[None]]

@@ -37,7 +37,7 @@ class SentenceSplitter:
         self._buffer = self._buffer[start:]
         if len(self._buffer) > self.max_chars:
             cut = None
-            for cut in _CLAUSE.finditer(self._buffer):
+            for cut in _CLAUSE.finditer(self._buffer):  # noqa: B007 - the last clause end is the one wanted
                 pass
             if cut is not None:
                 sentences.append(self._buffer[:cut.end()])

@@ -74,23 +74,26 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zapvoice.providers.contracts import Engines  # noqa: E402
 from zapvoice.agent.clock import MonotonicClock  # noqa: E402
 from zapvoice.agent.vad import EnergyVAD, SpeechStarted, TurnEnded  # noqa: E402
 from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI  # noqa: E402
 from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent  # noqa: E402
-from zapvoice.providers.contracts import Speech  # noqa: E402
-from zapvoice.composition import cache_fixed_phrases, freeze_heap, load_voices, load_whisper  # noqa: E402
+from zapvoice.providers.contracts import (
+    Engines,  # noqa: E402
+    Speech,  # noqa: E402
+)
 from zapvoice.providers.llm import OpenAIChat  # noqa: E402
+
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply  # noqa: E402
 from tests.support.fake_llm import STORY  # noqa: E402
 from tests.support.fake_zuckzapgo import frames_of  # noqa: E402
 from tests.support.real_models import RealModelsMissing, english_clips, joe_voice, whisper_base_dir  # noqa: E402
 from tests.support.speech import speak  # noqa: E402
 from zapvoice.audio import PIPELINE_RATE, to_int16  # noqa: E402
+from zapvoice.composition import cache_fixed_phrases, freeze_heap, load_voices, load_whisper  # noqa: E402
 from zapvoice.evaluation import read_clip  # noqa: E402
-from zapvoice.word_errors import NO_ERRORS, word_errors  # noqa: E402
 from zapvoice.settings import Settings, nest  # noqa: E402
+from zapvoice.word_errors import NO_ERRORS, word_errors  # noqa: E402
 
 if "--run-agent" not in sys.argv:  # not in the agent's process: nothing there may import torch (the random-weight
     # Piper builder's dependency), or every full garbage collection of the agent would walk torch's 140k objects

@@ -53,10 +53,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from zapvoice.agent.gateway.commands import serving  # noqa: E402
-from benchmarks.bench_agent import (END_SILENCE_S, INTERRUPTION, LONG_REPLY, REPLY, TTS_S_PER_CHAR,  # noqa: E402
-                                    UTTERANCES, AgentProcess, Utterance, Window, _watch_loop, cpu_seconds,
-                                    instant_backends, record_turns, run_agent_process, scratch, stats,
-                                    watched_until_sigterm)
+
+from benchmarks.bench_agent import (  # noqa: E402
+    END_SILENCE_S,
+    INTERRUPTION,
+    LONG_REPLY,
+    REPLY,
+    TTS_S_PER_CHAR,
+    UTTERANCES,
+    AgentProcess,
+    Utterance,
+    Window,
+    _watch_loop,
+    cpu_seconds,
+    instant_backends,
+    record_turns,
+    run_agent_process,
+    scratch,
+    stats,
+    watched_until_sigterm,
+)
 from tests.support.gateway_caller import CHUNK_S, GatewayCaller  # noqa: E402
 from zapvoice.audio import PIPELINE_RATE  # noqa: E402
 from zapvoice.settings import Settings, nest  # noqa: E402

@@ -25,10 +25,11 @@ import soundfile
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.publish import now, provenance, publish  # noqa: E402
 from faster_whisper.tokenizer import Tokenizer  # noqa: E402
 from zapvoice.providers.decoding_loops import cut_loop  # noqa: E402
 from zapvoice.providers.stt import WhisperSTT  # noqa: E402
+
+from benchmarks.publish import now, provenance, publish  # noqa: E402
 from tests.support.real_models import english_clips, whisper_base_dir  # noqa: E402
 from zapvoice.settings import Settings  # noqa: E402
 from zapvoice.word_errors import NO_ERRORS, word_errors  # noqa: E402

@@ -400,7 +400,7 @@ def real_models() -> tuple[Path, Path, list[EvalClip]]:
         whisper, voice = whisper_base_dir(), joe_voice()
         clips = english_clips()
     except RealModelsMissing as missing:
-        raise SystemExit(f"real models missing: {missing}\n(--random-weights runs on random-weight models instead)")
+        raise SystemExit(f"real models missing: {missing}\n(--random-weights runs on random-weight models instead)") from None
     return whisper, voice, clips
 
 

@@ -32,9 +32,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.publish import provenance, publish, start  # noqa: E402
 from tests.model_builders.piper_voice import build_sine_voice  # noqa: E402
 from tests.model_builders.whisper import build_scripted_whisper  # noqa: E402
-from benchmarks.publish import provenance, publish, start  # noqa: E402
 from zapvoice.audio import wav_bytes  # noqa: E402
 
 TOKEN = "hostile-bench-token"
@@ -415,6 +415,7 @@ MALFORMED = {
 def nested_json_on_webhook(depth: int) -> Outcome:
     """The agent's webhook route (right secret) on a JSON body nested `depth` deep, under uvicorn in a thread."""
     from zapvoice.agent.zuckzapgo.webhook import create_agent_app
+
     from tests.support.servers import serve_in_thread
 
     class IdleAgent:

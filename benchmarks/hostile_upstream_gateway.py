@@ -47,9 +47,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.publish import provenance, publish, start  # noqa: E402
 from zapvoice.providers.errors import ProviderError  # noqa: E402
 from zapvoice.providers.llm import OpenAIChat  # noqa: E402
+
+from benchmarks.publish import provenance, publish, start  # noqa: E402
 from tests.support.gateway_caller import GatewayCaller  # noqa: E402
 from zapvoice.settings import Settings  # noqa: E402
 
@@ -264,7 +265,7 @@ async def nested_json(url: str) -> list[str]:
                 message = await asyncio.wait_for(ws.recv(), left)
                 if isinstance(message, str):
                     events.append(json.loads(message).get("event"))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         except Exception as exc:  # noqa: BLE001
             events.append(type(exc).__name__)

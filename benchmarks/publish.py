@@ -76,13 +76,13 @@ class Start:
 
 
 def start() -> Start:
-    return Start(datetime.datetime.now(datetime.timezone.utc), commit(), _git("rev-parse", "--short", "HEAD"),
+    return Start(datetime.datetime.now(datetime.UTC), commit(), _git("rev-parse", "--short", "HEAD"),
                  os.getloadavg()[0])
 
 
 def provenance(run: Start) -> list[str]:
     """The header of a published section: how and where its figures were produced (call at the end of the run)."""
-    minutes = (datetime.datetime.now(datetime.timezone.utc) - run.at).total_seconds() / 60
+    minutes = (datetime.datetime.now(datetime.UTC) - run.at).total_seconds() / 60
     head_now = _git("rev-parse", "--short", "HEAD")
     moved = f" (HEAD moved to {head_now} during the run)" if head_now != run.head else ""
     return [f"Command: `{command_line()}`", "",

@@ -14,7 +14,6 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from starlette.requests import Request
-
 from zapvoice.providers.errors import ProviderError
 
 log = logging.getLogger(__name__)

@@ -7,13 +7,13 @@ answers {"reply"}, TTS takes {"text"} and answers a WAV (any rate) or raw s16le 
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import numpy as np
-
 from zapvoice.providers.contracts import Message, Speech, ToolCall, Transcript
 from zapvoice.providers.errors import ProviderError, UnknownVoice, upstream_error_kind, upstream_error_text
+
 from zapvoice.audio import PIPELINE_RATE, decode_audio, to_int16, wav_bytes
 
 _MAX_SPEECH_S = 600.0  # a TTS answer longer than ten minutes is a broken provider
@@ -66,7 +66,8 @@ class ContractSTT(ContractClient):
         text = self._field(response, "text")
         body = response.json()
         detected = body.get("language") if isinstance(body.get("language"), str) else language
-        speech = body.get("speech") if isinstance(body.get("speech"), bool) else bool(text)  # zapvoice says; others: guess
+        # zapvoice says whether there was speech; for other providers, guess from the text.
+        speech = body.get("speech") if isinstance(body.get("speech"), bool) else bool(text)
         return Transcript(text, detected, samples.size / PIPELINE_RATE, speech=speech)
 
 

@@ -7,8 +7,9 @@ zapvoice.composition builds them, so importing this (or the conversation) loads 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import AsyncIterator, Literal, Protocol, Sequence, TypedDict
+from typing import Literal, Protocol, TypedDict
 
 import numpy as np
 

@@ -14,13 +14,14 @@ import json
 import logging
 import math
 import re
-from typing import AsyncIterator, Awaitable, Iterator, Sequence, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from typing import TypeVar
 
 import httpx
-
 from zapvoice.providers.contracts import Message, ToolCall
 from zapvoice.providers.errors import ProviderError, redact, upstream_error_text
 from zapvoice.providers.spoken_text import strip_reasoning, to_spoken
+
 from zapvoice.settings import LLMSettings
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,8 @@ class OpenAIChat:
     async def _deltas(self, response: httpx.Response) -> AsyncIterator[dict]:
         """What each event of a streamed answer adds to the message (`content`, `tool_calls`)."""
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
-            yield self._message(await self._body(response))  # the upstream ignored "stream": a whole completion, or garbage
+            # The upstream ignored "stream": a whole completion, or garbage.
+            yield self._message(await self._body(response))
             return
         async for line in self._lines(response):
             if not line.startswith("data:"):
@@ -211,7 +213,7 @@ class _Deadline:
         waiting_first = self._first_token_by < self._total_by
         try:
             return await asyncio.wait_for(awaitable, min(self._total_by, self._first_token_by) - self._loop.time())
-        except asyncio.TimeoutError:
+        except TimeoutError:
             url = redact(self.settings.url)
             if waiting_first:
                 raise ProviderError(504, f"the LLM at {url} sent no token within "

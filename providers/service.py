@@ -23,11 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from zapvoice.providers.client_gone import unless_client_leaves
-from zapvoice.providers.contracts import Engines, Message as ChatMessage
+from zapvoice.providers.contracts import Engines
+from zapvoice.providers.contracts import Message as ChatMessage
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.tts import MAX_SPEED, MIN_SPEED
+
 from zapvoice.audio import PIPELINE_RATE, AudioError, MediaType, decode_audio, wav_bytes
 from zapvoice.settings import LLMSettings, ServiceSettings, Settings
 
@@ -85,7 +86,8 @@ def create_app(settings: Settings, engines: Engines,
                 "stt_jobs": engines.stt.worker.in_flight, "tts_jobs": engines.tts.worker.in_flight,
                 "tts_cache": {"entries": len(engines.tts.cache), "bytes": engines.tts.cache.bytes}}
 
-    @app.post("/stt", dependencies=[authorized], summary="Speech (WAV, FLAC, OGG, raw s16le, or multipart 'file') to text")
+    @app.post("/stt", dependencies=[authorized],
+              summary="Speech (WAV, FLAC, OGG, raw s16le, or multipart 'file') to text")
     async def stt(request: Request, language: str | None = None) -> JSONResponse:
         started = time.perf_counter()
         engines.stt.worker.refuse_if_full()

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import _LANGUAGE_CODES
-
 from zapvoice.providers.contracts import Transcript
 from zapvoice.providers.decoding_loops import cut_loop
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.speech_check import check_speech
 from zapvoice.providers.workers import BoundedWorker
+
 from zapvoice.audio import PIPELINE_RATE
 from zapvoice.settings import STTSettings
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 from piper import PiperVoice, SynthesisConfig
-
 from zapvoice.providers.contracts import Speech
 from zapvoice.providers.errors import ProviderError, UnknownVoice
 from zapvoice.providers.speech_cache import SpeechCache
 from zapvoice.providers.spoken_text import to_spoken
 from zapvoice.providers.workers import BoundedWorker
+
 from zapvoice.audio import PIPELINE_RATE, resample, to_int16
 from zapvoice.settings import TTSSettings
 

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from zapvoice.composition import service_engines
 from zapvoice.providers.service import create_app
+
 from tests.model_builders.piper_voice import build_sine_voice
 from tests.model_builders.whisper import build_scripted_whisper
 from tests.support.clock import VirtualClock
 from tests.support.fake_llm import build_fake_llm
 from tests.support.servers import ServedHere, serve_config_in_thread, serve_in_thread
-from zapvoice.http_server import server_config
 from tests.support.settings import build_settings
+from zapvoice.composition import service_engines
+from zapvoice.http_server import server_config
 from zapvoice.settings import Settings
 
 # The tests must not depend on the developer's environment or reach any model hub.

@@ -7,9 +7,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-
 from zapvoice.providers.contract_clients import ContractChat, ContractSTT, ContractTTS
 from zapvoice.providers.errors import ProviderError, UnknownVoice
+
 from tests.conftest import SCRIPTED_TEXT, TOKEN
 from tests.support.servers import serve_in_thread
 from tests.support.speech import speak

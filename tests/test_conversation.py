@@ -9,15 +9,15 @@ import json
 
 import numpy as np
 import pytest
-
-from zapvoice.providers.contracts import Engines
 from zapvoice.agent.conversation import INTERRUPTED
+from zapvoice.providers.contracts import Engines
+from zapvoice.providers.errors import UnknownVoice
+
 from tests.support.call_rig import CallRig, HangUp, Say, UntilBotDone, Wait
 from tests.support.clock import VirtualClock
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply
-from tests.support.speech import speak
-from zapvoice.providers.errors import UnknownVoice
 from tests.support.settings import build_settings
+from tests.support.speech import speak
 from zapvoice.settings import Settings
 
 STORY = ("Primeiro, abrimos às oito horas. Segundo, fechamos às seis da tarde. Terceiro, aos sábados "

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from zapvoice.agent.conversation import INTERRUPTED, KEYS_PRESSED
+
 from tests.support.call_rig import HangUp, Press, Say, UntilBotDone, Wait
 from tests.support.speech import speak
 from tests.test_conversation import STORY, records, rig

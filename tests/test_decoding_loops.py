@@ -7,8 +7,8 @@ the clip (no 30 s padding), the failure the guard exists for.
 
 import httpx
 import pytest
-
 from zapvoice.providers.decoding_loops import compression_ratio, cut_loop
+
 from tests.conftest import TOKEN
 from tests.model_builders.whisper import build_scripted_whisper
 from tests.support.speech import speak

@@ -22,17 +22,17 @@ import httpx
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
-
-from zapvoice.providers.contracts import Engines
 from zapvoice.agent.conversation import KEYS_PRESSED, Conversation
 from zapvoice.agent.gateway.commands import serving
 from zapvoice.agent.gateway.protocol import GatewaySocket
-from zapvoice.composition import load_voices, load_whisper
+from zapvoice.providers.contracts import Engines
 from zapvoice.providers.llm import OpenAIChat
+
 from tests.support.clock import VirtualClock
 from tests.support.gateway_caller import GatewayCaller
 from tests.support.servers import ServedHere
 from tests.support.speech import speak
+from zapvoice.composition import load_voices, load_whisper
 
 GREETING = "Olá! Aqui é a clínica."
 

@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 from zapvoice.agent.gateway.codec import EdgeAudio, decode, encode
 
 EVERY_SAMPLE = np.arange(-32768, 32768, dtype=np.int16)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from zapvoice.agent.gateway.inbound_pacing import RealTimeGate
 
 SECOND = bytes(16000)  # s16le at 8 kHz

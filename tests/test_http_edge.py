@@ -112,6 +112,7 @@ def test_an_idle_kept_alive_connection_is_closed(edge):
 def test_connections_over_the_cap_get_503_and_one_log_line(make_settings, caplog):
     caplog.set_level(logging.INFO, logger="zapvoice.http_server")
     from zapvoice.providers.service import create_app
+
     from zapvoice.composition import service_engines
 
     settings = make_settings(max_connections=2)

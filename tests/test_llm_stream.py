@@ -7,12 +7,12 @@ import socket
 import time
 
 import pytest
-
 from zapvoice.providers.contract_clients import ContractChat
 from zapvoice.providers.contracts import ToolCall
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.llm import OpenAIChat, _ReasoningFilter
 from zapvoice.providers.spoken_text import to_spoken
+
 from tests.conftest import TOKEN
 
 SYSTEM = "Seja breve."

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from zapvoice.providers.model_store import CatalogEntry, ModelError, ModelStore, catalog_path, load_catalog
 
 

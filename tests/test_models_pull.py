@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from zapvoice.providers.model_store import ModelStore, load_catalog
+
 from tests.support.fake_hub import build_fake_hub
 from tests.support.servers import serve_in_thread
 

@@ -6,8 +6,8 @@ import asyncio
 
 import numpy as np
 import pytest
-
 from zapvoice.agent.playout import Playout
+
 from tests.support.clock import VirtualClock
 
 FRAME = 960

@@ -113,9 +113,10 @@ def test_a_client_leaving_mid_body_is_one_info_line(service, caplog):
 
 
 def test_a_token_in_the_query_string_is_masked_in_the_access_log(make_settings, capfd):
-    from zapvoice.composition import service_engines
     from zapvoice.providers.service import create_app
+
     from tests.support.servers import serve_config_in_thread
+    from zapvoice.composition import service_engines
     from zapvoice.http_server import server_config
 
     settings = make_settings()

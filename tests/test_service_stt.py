@@ -148,9 +148,9 @@ def counted(function, calls: Counter):
 
 def test_busy_engine_refuses_with_503_before_decoding(make_service, speech, monkeypatch):
     import httpx
+    from zapvoice.providers import service, stt
 
     from tests.conftest import TOKEN
-    from zapvoice.providers import service, stt
 
     calls = Counter()
     for module, name in ((service, "decode_audio"), (stt, "check_speech")):

@@ -5,8 +5,8 @@ That Silero's low scores on phone audio trim no words is checked on real recordi
 """
 
 import numpy as np
-
 from zapvoice.providers.speech_check import check_speech
+
 from tests.support.speech import noise, speak
 from zapvoice.audio import PIPELINE_RATE
 

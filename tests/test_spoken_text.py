@@ -1,7 +1,6 @@
 """LLM answers are cleaned into something a voice can say."""
 
 import pytest
-
 from zapvoice.providers.spoken_text import to_spoken
 
 

@@ -3,8 +3,8 @@
 import faster_whisper
 import numpy as np
 import pytest
-
 from zapvoice.providers.stt import SingleEncodeWhisper
+
 from tests.conftest import SCRIPTED_TEXT
 from tests.support.speech import speak
 

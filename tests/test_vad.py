@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from zapvoice.agent.vad import (
     SUBFRAME,
     EnergyVAD,
@@ -18,9 +17,10 @@ from zapvoice.agent.vad import (
     SpeechStarted,
     TurnEnded,
 )
+
+from tests.support.settings import build_settings
 from tests.support.speech import speak
 from zapvoice.audio import resample
-from tests.support.settings import build_settings
 from zapvoice.settings import VadSettings
 
 RATE = 16000

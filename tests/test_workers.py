@@ -4,7 +4,6 @@ import asyncio
 import threading
 
 import pytest
-
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.workers import BoundedWorker
 

@@ -15,7 +15,6 @@ import logging
 
 import httpx
 import pytest
-
 from zapvoice.agent.zuckzapgo.protocol import (
     CallNotFound,
     CallsNotEnabled,
@@ -25,12 +24,13 @@ from zapvoice.agent.zuckzapgo.protocol import (
 )
 from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
-from zapvoice.composition import load_voices, load_whisper
+
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
 from tests.support.servers import ServedHere, serve_in_thread
 from tests.support.speech import speak
 from tests.support.zuckzapgo_harness import INSTANCE_TOKEN, Harness, running_agent
 from zapvoice.audio import to_int16
+from zapvoice.composition import load_voices, load_whisper
 
 POLL_S = 0.3
 

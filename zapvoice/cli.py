@@ -57,12 +57,13 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
     import uvicorn
 
     from zapvoice.composition import service_engines
+    from zapvoice.http_server import server_config
     from zapvoice.providers.model_store import ModelError
     from zapvoice.providers.service import create_app
-    from zapvoice.http_server import server_config
 
     if not settings.service.is_loopback and settings.service.token is None and not settings.service.allow_no_auth:
-        print(f"zapvoice: refusing to serve on {settings.service.host} without a token. Set --token-file (ZAPVOICE_TOKEN) "
+        print(f"zapvoice: refusing to serve on {settings.service.host} without a token. "
+              "Set --token-file (ZAPVOICE_TOKEN) "
               "to ZuckZapGo's callProviderToken, or pass --allow-no-auth to accept anyone.", file=sys.stderr)
         return 2
     try:
@@ -131,10 +132,10 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from zapvoice.providers.contract_clients import ContractSTT
     from zapvoice.composition import load_whisper
-    from zapvoice.providers.model_store import ModelError
     from zapvoice.evaluation import EvalSetError, evaluate, format_comparison, format_report, load_eval_set
+    from zapvoice.providers.contract_clients import ContractSTT
+    from zapvoice.providers.model_store import ModelError
 
     try:
         clips = load_eval_set(args.source)
@@ -153,8 +154,8 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run_all() -> list:
         reports = []
-        for name, load in engines:
-            stt = await asyncio.to_thread(load)
+        for name, load_engine in engines:
+            stt = await asyncio.to_thread(load_engine)
             try:
                 with tqdm(total=len(clips), desc=name, unit="clip", file=sys.stderr, leave=False) as bar:
                     reports.append(await evaluate(stt, name + suffix, clips, language, args.phone_line, bar.update))

@@ -40,7 +40,7 @@ def service_engines(settings: Settings, download: bool | None = None) -> Engines
 
 
 def agent_engines(settings: Settings) -> Engines:
-    """The agent's engines: each loaded here or connected over HTTP; raises ModelError when a local model is unusable."""
+    """The agent's engines: each loaded here or connected over HTTP; ModelError when a local model is unusable."""
     token = settings.agent.provider_token.get_secret_value() if settings.agent.provider_token else None
     timeout = settings.agent.provider_timeout_s
     stt = ContractSTT(settings.stt.url, token, timeout) if settings.stt.url else load_whisper(settings)
@@ -54,7 +54,8 @@ def agent_engines(settings: Settings) -> Engines:
 def load_whisper(settings: Settings, download: bool | None = None) -> WhisperSTT:
     """The configured Whisper model, fetched if allowed, loaded and warmed."""
     store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
-    whisper_dir = store.whisper_dir(settings.stt.whisper_model, settings.models.auto_download if download is None else download)
+    download = settings.models.auto_download if download is None else download
+    whisper_dir = store.whisper_dir(settings.stt.whisper_model, download)
     stt = _load("Whisper model", whisper_dir, lambda: WhisperSTT(whisper_dir, settings.stt))
     stt.warm_up()
     return stt

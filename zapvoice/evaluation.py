@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zapvoice.providers.contracts import SpeechToText
 from zapvoice.audio import PIPELINE_RATE, decode_audio, from_int16, resample, to_int16
+from zapvoice.providers.contracts import SpeechToText
 from zapvoice.word_errors import NO_ERRORS, WordErrors, word_errors
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3")

@@ -91,7 +91,8 @@ class BoundedConnection(h11.Connection):
             raise
 
     def _check(self, request: h11.Request) -> None:
-        size = len(request.method) + len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers.raw_items())
+        headers = sum(len(name) + len(value) + 4 for name, value in request.headers.raw_items())
+        size = len(request.method) + len(request.target) + headers
         if size > self.max_header_bytes:
             raise h11.RemoteProtocolError("header too large", error_status_hint=431)
         names = {name for name, _ in request.headers}
@@ -195,7 +196,8 @@ class GuardedH11Protocol(H11Protocol):
                  name, seconds)
         self._refuse(408, f"the request {name} did not arrive within {seconds:g} s")
 
-    def _refuse(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = (), linger: bool = True) -> None:
+    def _refuse(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = (),
+                linger: bool = True) -> None:
         """Answer `status` and close, unless a response has begun (then just close). With `linger`, what
         the client still sends is read and dropped for LINGER_S first: closing on unread input sends a TCP
         reset, which can destroy the answer before the client reads it. The application still waiting

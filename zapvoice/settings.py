@@ -19,8 +19,14 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import (BaseSettings, DotEnvSettingsSource, EnvSettingsSource, NoDecode,
-                               PydanticBaseSettingsSource, SettingsConfigDict)
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 CommaList = Annotated[list[str], NoDecode]
 DEFAULT_GATEWAY_PORT = 4143  # the port the 4143 protocol is named after
@@ -615,7 +621,8 @@ def load(config_file: Path | None = None, assignments: Sequence[str] = (),
               ("env", _merged(*(source() for source in reversed(environment_sources())))),
               ("-c", _merged(*(parse_assignment(text) for text in assignments))),
               ("flag", flags or {})]
-    origins = {f"{section}.{key}": "default" for section, model in Settings.sections().items() for key in model.model_fields}
+    origins = {f"{section}.{key}": "default"
+               for section, model in Settings.sections().items() for key in model.model_fields}
     for name, layer in layers:
         for section, values in layer.items():
             origins.update({f"{section}.{key}": name for key in values})

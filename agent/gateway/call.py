@@ -18,6 +18,7 @@ from zapvoice.agent.gateway.line import GatewayLine
 from zapvoice.agent.gateway.protocol import Dtmf, GatewaySocket, Hangup
 from zapvoice.agent.line import CallInfo
 from zapvoice.providers.contracts import Engines
+
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

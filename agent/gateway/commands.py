@@ -16,8 +16,9 @@ from zapvoice.agent.gateway.echo import EchoCall
 from zapvoice.agent.gateway.protocol import GatewaySocket
 from zapvoice.agent.gateway.server import GatewayServer
 from zapvoice.agent.line import CallInfo
-from zapvoice.composition import cache_fixed_phrases, freeze_heap
 from zapvoice.providers.contracts import Engines
+
+from zapvoice.composition import cache_fixed_phrases, freeze_heap
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

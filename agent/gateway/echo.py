@@ -12,11 +12,11 @@ import asyncio
 import logging
 
 from websockets.exceptions import ConnectionClosed
-
 from zapvoice.agent.clock import Clock
 from zapvoice.agent.gateway.codec import bytes_per_s
 from zapvoice.agent.gateway.inbound_pacing import RealTimeGate
 from zapvoice.agent.gateway.protocol import Dtmf, GatewaySocket, Hangup
+
 from zapvoice.settings import GatewaySettings
 
 log = logging.getLogger(__name__)

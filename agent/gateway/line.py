@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 from websockets.exceptions import ConnectionClosed
-
 from zapvoice.agent.clock import Clock
 from zapvoice.agent.gateway.codec import EdgeAudio
 from zapvoice.agent.gateway.protocol import SERVER_DIGITS, GatewaySocket
 from zapvoice.agent.line import LineTool
+
 from zapvoice.audio import PIPELINE_RATE
 from zapvoice.settings import GatewaySettings
 

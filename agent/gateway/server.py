@@ -18,9 +18,9 @@ from http import HTTPStatus
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
-
 from zapvoice.agent.gateway.protocol import GatewaySocket, Hangup, IncomingCall
 from zapvoice.agent.line import CallInfo
+
 from zapvoice.settings import DEFAULT_GATEWAY_PORT, GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class GatewayServer:
 
         try:
             return await asyncio.wait_for(announced(), self.settings.incoming_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             socket.warn_once("timeout", f"no incoming_call in {self.settings.incoming_timeout_s:g} s; "
                                         "closing the connection")
             return None

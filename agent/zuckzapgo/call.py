@@ -12,14 +12,14 @@ import logging
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
-
 from zapvoice.agent.clock import Clock
 from zapvoice.agent.conversation import Conversation
 from zapvoice.agent.line import CallInfo
 from zapvoice.agent.zuckzapgo.line import MediaLine
 from zapvoice.agent.zuckzapgo.protocol import CallNotFound, ZuckZapGoAPI, ZuckZapGoError
-from zapvoice.audio import from_int16
 from zapvoice.providers.contracts import Engines
+
+from zapvoice.audio import from_int16
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,12 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import uvicorn
-
 from zapvoice.agent.command_support import load_engines, stop_on_signals
 from zapvoice.agent.zuckzapgo.protocol import CallsNotEnabled, ZuckZapGoAPI, ZuckZapGoError
 from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
 from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
+
 from zapvoice.composition import cache_fixed_phrases, freeze_heap
 from zapvoice.http_server import server_config
 from zapvoice.settings import Settings

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection
-
 from zapvoice.agent.zuckzapgo.protocol import CallNotFound, ZuckZapGoAPI
 
 FRAME_SAMPLES = 960  # 60 ms at 16 kHz = 1920 bytes: the engine zero-pads anything shorter

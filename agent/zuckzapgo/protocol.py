@@ -118,7 +118,9 @@ class ZuckZapGoAPI:
     async def calls(self) -> list[dict]:
         """Live calls; a call that ended is no longer listed."""
         calls = (await self.request("GET", "/call/status", errors={409: CallsNotEnabled})).get("calls")
-        return [c for c in calls if isinstance(c, dict) and isinstance(c.get("callId"), str)] if isinstance(calls, list) else []
+        if not isinstance(calls, list):
+            return []
+        return [c for c in calls if isinstance(c, dict) and isinstance(c.get("callId"), str)]
 
     async def answer(self, call_id: str) -> None:
         await self.request("POST", "/call/answer", {"callId": call_id}, errors={404: CallNotFound})

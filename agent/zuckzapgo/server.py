@@ -17,6 +17,7 @@ from zapvoice.agent.line import CallInfo
 from zapvoice.agent.zuckzapgo.call import ZuckZapGoCall, hang_up_quietly
 from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI, ZuckZapGoError
 from zapvoice.providers.contracts import Engines
+
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ async def enable_manual_mode(api: ZuckZapGoAPI, reconnect_pause_s: float = 1.0) 
         report.append(f"{key}: {_show(config.get(key))} -> {_show(value)}{note}")
     subscriptions = await api.subscriptions()
     if subscriptions is None:
-        report.append(f"the instance does not show its event subscriptions; assuming {', '.join(DEFAULT_SUBSCRIPTIONS)}")
+        assumed = ", ".join(DEFAULT_SUBSCRIPTIONS)
+        report.append(f"the instance does not show its event subscriptions; assuming {assumed}")
         subscriptions = list(DEFAULT_SUBSCRIPTIONS)
     wanted = subscriptions if {"Call", "All"} & set(subscriptions) else [*subscriptions, "Call"]
     if wanted != subscriptions:

@@ -15,7 +15,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-
 from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
 
 log = logging.getLogger(__name__)

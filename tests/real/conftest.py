@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from zapvoice.composition import load_voices, load_whisper
 from tests.support import real_models
+from zapvoice.composition import load_voices, load_whisper
 
 
 def pytest_collection_modifyitems(items):

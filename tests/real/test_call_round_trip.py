@@ -15,11 +15,11 @@ import io
 
 import pytest
 import soundfile
-
-from zapvoice.providers.contracts import Engines
 from zapvoice.agent.clock import MonotonicClock
 from zapvoice.agent.gateway.commands import serving
+from zapvoice.providers.contracts import Engines
 from zapvoice.providers.llm import OpenAIChat
+
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
 from tests.support.gateway_caller import GatewayCaller
 from tests.support.servers import serve_in_thread

@@ -13,8 +13,8 @@ import subprocess
 import sys
 
 import pytest
-
 from zapvoice.providers.contract_clients import ContractSTT
+
 from tests.conftest import TOKEN
 from zapvoice.evaluation import evaluate, format_report, read_clip
 

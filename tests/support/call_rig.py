@@ -12,9 +12,9 @@ import asyncio
 from dataclasses import dataclass
 
 import numpy as np
-
 from zapvoice.agent.conversation import Conversation
 from zapvoice.agent.line import CallInfo
+
 from tests.support.speech import noise
 from zapvoice.audio import PIPELINE_RATE
 

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import numpy as np
-
 from zapvoice.providers.contracts import Message, Speech, ToolCall, Transcript
 from zapvoice.providers.errors import ProviderError
+
 from zapvoice.audio import PIPELINE_RATE
 
 

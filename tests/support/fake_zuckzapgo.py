@@ -56,7 +56,7 @@ import secrets
 import wave
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import numpy as np
@@ -65,7 +65,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
-
 from zapvoice.agent.clock import Clock, MonotonicClock
 
 RATE = 16000
@@ -126,7 +125,7 @@ class Call:
         self.id = "call_" + secrets.token_hex(8)
         self.phone, self.direction, self.noise_dbfs = phone, direction, noise_dbfs
         self.state = "calling"
-        self.started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.created = created
         self.ringing_at: float | None = None
         self.answered_at: float | None = None

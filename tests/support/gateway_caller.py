@@ -18,9 +18,9 @@ import json
 import numpy as np
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
-
 from zapvoice.agent.clock import Clock, MonotonicClock
 from zapvoice.agent.gateway.codec import decode, encode
+
 from zapvoice.audio import PIPELINE_RATE, from_int16, resample, to_int16
 
 CHUNK_S = 0.02

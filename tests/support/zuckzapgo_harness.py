@@ -8,10 +8,9 @@ import contextlib
 import json
 
 import httpx
-
-from zapvoice.providers.contracts import Engines
 from zapvoice.agent.zuckzapgo.protocol import ZuckZapGoAPI
 from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
+from zapvoice.providers.contracts import Engines
 from zapvoice.providers.llm import OpenAIChat
 
 INSTANCE_TOKEN = "zzg-instance-secret-93c1"
