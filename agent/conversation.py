@@ -32,7 +32,7 @@ from zapvoice.providers.contracts import Engines, Message, Speech, ToolCall, Tra
 from zapvoice.providers.errors import ProviderError, UnknownVoice
 from zapvoice.providers.spoken_text import to_spoken
 
-from zapvoice.settings import Settings
+from zapvoice.settings import AgentSettings, TurnSettings, VadSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +60,21 @@ class _Reply:
 
 
 class Conversation:
-    def __init__(self, line: CallLine, engines: Engines, settings: Settings, info: CallInfo,
-                 clock: Clock | None = None):
-        self.settings = settings
+    def __init__(self, line: CallLine, engines: Engines, info: CallInfo, *, agent: AgentSettings,
+                 turns: TurnSettings, vad: VadSettings, language: str | None, clock: Clock | None = None):
+        """Only the settings sections the conversation uses: the agent's phrases and limits, turn
+        taking, the VAD's, and the transcription language (None: detected)."""
+        self.agent = agent
+        self.turns = turns
+        self.language = language
         self.info = info
         self.line = line
         self.engines = engines
         self.clock = clock or MonotonicClock()
-        self.record = CallRecord(info, settings.agent.record_dir)
-        self.vad = EnergyVAD(settings.vad)
+        self.record = CallRecord(info, agent.record_dir)
+        self.vad = EnergyVAD(vad)
         self.playout = Playout(line.send, self.clock, line.frame_samples, line.lead_frames)
-        self.system = settings.agent.system_prompt.format_map(_Blank(info.prompt_fields()))
+        self.system = agent.system_prompt.format_map(_Blank(info.prompt_fields()))
         self.history: list[Message] = []
         self.end_reason: str | None = None
         self._done = asyncio.Event()
@@ -87,8 +91,8 @@ class Conversation:
         self._started_at = self.clock.now()
         self._quiet_since = self._started_at
         self._tools = {tool.name: tool for tool in line.tools}
-        self._tool_specs = ([END_CALL_TOOL] if settings.agent.end_call_tool else []) + [t.spec for t in line.tools]
-        self._goodbye = [re.compile(rf"\b{re.escape(p.lower())}\b") for p in settings.agent.goodbye_phrases]
+        self._tool_specs = ([END_CALL_TOOL] if agent.end_call_tool else []) + [t.spec for t in line.tools]
+        self._goodbye = [re.compile(rf"\b{re.escape(p.lower())}\b") for p in agent.goodbye_phrases]
 
     # --- what the transport calls ------------------------------------------------------------
 
@@ -97,8 +101,8 @@ class Conversation:
         self.record.started()
         self._spawn(self.playout.run(), on_error=lambda exc: self.stop(f"line lost: {exc}"))
         self._spawn(self._watch_timers(), on_error=lambda exc: self.stop(f"timer failed: {exc!r}"))
-        if self.settings.agent.greeting:
-            self._say(self.settings.agent.greeting)
+        if self.agent.greeting:
+            self._say(self.agent.greeting)
         try:
             await self._done.wait()
         finally:
@@ -121,7 +125,7 @@ class Conversation:
             return
         for event in self.vad.process(samples):
             self._on_vad(event)
-        if self._interrupting and self.vad.speech_ms >= self.settings.turns.barge_in_min_ms:
+        if self._interrupting and self.vad.speech_ms >= self.turns.barge_in_min_ms:
             self._barge_in()
 
     def stop(self, reason: str) -> None:
@@ -137,7 +141,7 @@ class Conversation:
         self._closing = True
         if self._reply is not None:
             self._barge_in()
-        self._say(self.settings.agent.farewell, hang_up_after=reason, interruptible=False)
+        self._say(self.agent.farewell, hang_up_after=reason, interruptible=False)
 
     def pressed(self, digits: str) -> None:
         """The caller pressed phone keys (DTMF): a turn like speech, with no transcription. Keys
@@ -163,13 +167,13 @@ class Conversation:
                 self._quiet_since = self.clock.now()
                 if reply is None:
                     return
-                if reply.interruptible and self.settings.turns.barge_in:
+                if reply.interruptible and self.turns.barge_in:
                     self.playout.pause()
                     self._interrupting = True
                 else:
                     self._ignoring = True
             case PauseStarted(audio=audio, utterance=utterance):
-                if self.settings.turns.speculative_stt and reply is None and not self._ignoring:
+                if self.turns.speculative_stt and reply is None and not self._ignoring:
                     self._drop_speculative()
                     self._speculative = (utterance, self._spawn(self._transcribe(audio)))
             case SpeechResumed():
@@ -244,7 +248,7 @@ class Conversation:
         reply.times.stt_done = self.clock.now()
         self._untranscribed = None
         if transcript is None:
-            await self._speak(reply, _once(self.settings.agent.error_reply), whole=True)
+            await self._speak(reply, _once(self.agent.error_reply), whole=True)
             return
         text = transcript.text.strip()
         if not text:
@@ -261,10 +265,10 @@ class Conversation:
         except ProviderError as exc:
             log.warning("call %s: the LLM failed: %s", self.info.call_id, exc.message)
             if not reply.sentences:
-                await self._speak(reply, _once(self.settings.agent.error_reply), whole=True)
+                await self._speak(reply, _once(self.agent.error_reply), whole=True)
 
     async def _transcribe(self, audio: np.ndarray) -> Transcript:
-        return await self.engines.stt.transcribe(audio, self.settings.stt.language)
+        return await self.engines.stt.transcribe(audio, self.language)
 
     async def _speak(self, reply: _Reply, pieces: AsyncIterator[str | ToolCall], whole: bool = False) -> None:
         """Speak a streamed reply sentence by sentence, synthesizing the next while one plays.
@@ -398,20 +402,20 @@ class Conversation:
 
     async def _watch_timers(self) -> None:
         """The idle prompt, the idle hangup and the call length limit."""
-        s = self.settings
+        s = self.agent
         while True:
             await self.clock.sleep(WATCH_S)
             if self._closing:
                 continue
             now = self.clock.now()
-            if now - self._started_at >= s.agent.max_call_s:
+            if now - self._started_at >= s.max_call_s:
                 self.end("the call reached agent_max_call_s")
             elif self._reply is None and not self.vad.in_speech:
                 quiet = now - self._quiet_since
-                if not self._idle_prompted and quiet >= s.agent.idle_prompt_s:
+                if not self._idle_prompted and quiet >= s.idle_prompt_s:
                     self._idle_prompted = True
-                    self._say(s.agent.idle_prompt)
-                elif self._idle_prompted and quiet >= s.agent.idle_hangup_s:
+                    self._say(s.idle_prompt)
+                elif self._idle_prompted and quiet >= s.idle_hangup_s:
                     self.end("the caller stayed silent")
 
     async def _hang_up(self, reason: str) -> None:

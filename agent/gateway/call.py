@@ -31,7 +31,8 @@ class AgentCall:
         self.line = GatewayLine(socket, self.edge, settings.gateway, clock)
         self.inbound = RealTimeGate(socket, bytes_per_s(self.edge.rate, self.edge.encoding),
                                     settings.gateway.max_ahead_s, clock)
-        self.conversation = Conversation(self.line, engines, settings, info, clock)
+        self.conversation = Conversation(self.line, engines, info, agent=settings.agent, turns=settings.turns,
+                                         vad=settings.vad, language=settings.stt.language, clock=clock)
         self.actions = dict(action.split("=", 1) for action in settings.gateway.dtmf_actions)
 
     async def run(self) -> str:

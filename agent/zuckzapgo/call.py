@@ -55,7 +55,10 @@ class ZuckZapGoCall:
             async with connect(self.api.stream_url(self.call_id), max_size=2**20, open_timeout=10,
                                logger=self.api.logger("websockets.client")) as ws:
                 line = MediaLine(ws, self.api, self.call_id, self.settings.zuckzapgo.lead_frames)
-                conversation = self.conversation = Conversation(line, self.engines, self.settings, info, self.clock)
+                settings = self.settings
+                conversation = self.conversation = Conversation(
+                    line, self.engines, info, agent=settings.agent, turns=settings.turns, vad=settings.vad,
+                    language=settings.stt.language, clock=self.clock)
                 if info.direction == "outbound" and not await self._answered():
                     reason = REMOTE_HANGUP if self.gone else "not answered"
                     return reason

@@ -103,9 +103,10 @@ class CallRig:
         self.clock = clock
         self.noise_dbfs = noise_dbfs
         self.line = RecordingLine(clock, lead_frames)
-        self.conversation = Conversation(self.line, backends, settings,
+        self.conversation = Conversation(self.line, backends,
                                          info or CallInfo("call-test", "test", "inbound", caller="5521999999999"),
-                                         clock=clock)
+                                         agent=settings.agent, turns=settings.turns, vad=settings.vad,
+                                         language=settings.stt.language, clock=clock)
         self.said: list[tuple[float, float]] = []  # (start, end) clock times of the caller's speech
 
     def play(self, script: list, max_s: float = 60.0) -> str:
