@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,8 +116,9 @@ class Conversation:
                     await self.line.hang_up()
                 except Exception as exc:  # noqa: BLE001 - the call is over either way
                     log.warning("call %s: hangup failed: %s", self.info.call_id, exc)
-            self.record.ended(self.end_reason or "cancelled", self.clock.now() - self._started_at)
-        return self.end_reason
+            reason = self.end_reason or "cancelled"  # set by stop() before _done, unless run() was cancelled
+            self.record.ended(reason, self.clock.now() - self._started_at)
+        return reason
 
     def hear(self, samples: np.ndarray) -> None:
         """The caller's audio, 16 kHz mono float32, in chunks of any size."""
@@ -245,7 +246,8 @@ class Conversation:
         except ProviderError as exc:
             transcript = None
             log.warning("call %s: transcription failed: %s", self.info.call_id, exc.message)
-        reply.times.stt_done = self.clock.now()
+        if reply.times is not None:  # always: _answer_turn gives the reply its times
+            reply.times.stt_done = self.clock.now()
         self._untranscribed = None
         if transcript is None:
             await self._speak(reply, _once(self.agent.error_reply), whole=True)
@@ -270,7 +272,7 @@ class Conversation:
     async def _transcribe(self, audio: np.ndarray) -> Transcript:
         return await self.engines.stt.transcribe(audio, self.language)
 
-    async def _speak(self, reply: _Reply, pieces: AsyncIterator[str | ToolCall], whole: bool = False) -> None:
+    async def _speak(self, reply: _Reply, pieces: AsyncGenerator[str | ToolCall, None], whole: bool = False) -> None:
         """Speak a streamed reply sentence by sentence, synthesizing the next while one plays.
         `whole`: a fixed phrase, synthesized in one piece so it comes from the TTS cache."""
         ready: asyncio.Queue[tuple[str, asyncio.Task] | None] = asyncio.Queue(maxsize=1)
@@ -344,11 +346,12 @@ class Conversation:
         return await self.engines.tts.speak(text)
 
     def _first_audio(self, reply: _Reply):
-        if reply.sentences or reply.times is None:
+        times = reply.times
+        if reply.sentences or times is None:
             return None
 
         def mark() -> None:
-            reply.times.first_audio = self.clock.now()
+            times.first_audio = self.clock.now()
         return mark
 
     def _reply_done(self, reply: _Reply, task: asyncio.Task) -> None:
@@ -439,7 +442,7 @@ class Conversation:
         return task
 
 
-async def _once(text: str) -> AsyncIterator[str]:
+async def _once(text: str) -> AsyncGenerator[str, None]:
     yield text
 
 

@@ -47,7 +47,10 @@ class LineTool:
 class CallLine(Protocol):
     frame_samples: int  # samples at 16 kHz in each frame send() takes
     lead_frames: int  # frames the far end may have queued ahead of real time
-    tools: Sequence[LineTool]  # offered to the LLM besides end_call
+
+    @property
+    def tools(self) -> Sequence[LineTool]:
+        """Offered to the LLM besides end_call (read-only here, so a line may keep them in a tuple)."""
 
     async def send(self, frame: np.ndarray) -> None:
         """One frame of int16 speech at 16 kHz, exactly frame_samples long."""

@@ -7,7 +7,7 @@ answers {"reply"}, TTS takes {"text"} and answers a WAV (any rate) or raw s16le 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import httpx
 import numpy as np
@@ -77,7 +77,7 @@ class ContractChat(ContractClient):
         return self._field(response, "reply")
 
     async def stream(self, system: str, messages: list[Message],
-                     tools: Sequence[dict] = ()) -> AsyncIterator[str | ToolCall]:
+                     tools: Sequence[dict] = ()) -> AsyncGenerator[str | ToolCall, None]:
         """The contract has no streaming and no tools: the whole reply, at once."""
         yield await self.reply(system, messages)
 

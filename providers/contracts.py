@@ -7,7 +7,7 @@ zapvoice.composition builds them, so importing this (or the conversation) loads 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict
 
@@ -57,7 +57,8 @@ class ChatModel(Protocol):
     async def reply(self, system: str, messages: list[Message]) -> str:
         """The assistant's next turn, ready to be spoken."""
 
-    def stream(self, system: str, messages: list[Message], tools: Sequence[dict] = ()) -> AsyncIterator[str | ToolCall]:
+    def stream(self, system: str, messages: list[Message],
+               tools: Sequence[dict] = ()) -> AsyncGenerator[str | ToolCall, None]:
         """The next turn as it is generated: raw text pieces (reasoning blocks already removed,
         not yet made speakable), then a ToolCall for each of the offered `tools` (OpenAI
         function specs) the model called. Closing the iterator early stops the generation upstream."""
@@ -80,5 +81,7 @@ class Engines:
         for engine in (self.stt, self.llm, self.tts):  # clients close a connection pool, models a worker pool
             if hasattr(engine, "aclose"):
                 await engine.aclose()
-            else:
+            elif hasattr(engine, "close"):
                 engine.close()
+            else:
+                raise TypeError(f"{engine!r} has neither aclose() nor close()")

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator, Sequence
 from typing import TypeVar
 
 import httpx
@@ -70,7 +70,7 @@ class OpenAIChat:
         return content
 
     async def stream(self, system: str, messages: list[Message],
-                     tools: Sequence[dict] = ()) -> AsyncIterator[str | ToolCall]:
+                     tools: Sequence[dict] = ()) -> AsyncGenerator[str | ToolCall, None]:
         tools = () if self._tools_refused else tuple(tools)
         deadline = _Deadline(self.settings, first_token=True)
         with self._upstream_errors():
@@ -104,7 +104,7 @@ class OpenAIChat:
                                 yield call
                     return
 
-    async def _deltas(self, response: httpx.Response) -> AsyncIterator[dict]:
+    async def _deltas(self, response: httpx.Response) -> AsyncGenerator[dict, None]:
         """What each event of a streamed answer adds to the message (`content`, `tool_calls`)."""
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
             # The upstream ignored "stream": a whole completion, or garbage.

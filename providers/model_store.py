@@ -115,6 +115,7 @@ class ModelStore:
                 snapshot_download(entry.repo, local_dir=folder, allow_patterns=_WHISPER_PATTERNS,
                                   endpoint=self.hub_url, force_download=force, cache_dir=hub_cache)
             else:
+                assert entry.file is not None, entry  # a piper line of models.txt has four fields (load_catalog)
                 for name in (entry.file, entry.file + ".json"):
                     hf_hub_download(entry.repo, name, local_dir=folder, endpoint=self.hub_url,
                                     force_download=force, cache_dir=hub_cache)

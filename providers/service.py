@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pydantic_core
 from fastapi import Depends, FastAPI, Request
@@ -24,13 +25,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zapvoice.providers.client_gone import unless_client_leaves
-from zapvoice.providers.contracts import Engines
 from zapvoice.providers.contracts import Message as ChatMessage
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.tts import MAX_SPEED, MIN_SPEED
 
 from zapvoice.audio import PIPELINE_RATE, AudioError, MediaType, decode_audio, wav_bytes
 from zapvoice.settings import LLMSettings, ServiceSettings, Settings
+
+if TYPE_CHECKING:  # the composition root imports the model libraries; the service gets them built
+    from zapvoice.composition import ServiceEngines
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ class TtsRequest(BaseModel):
     speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED, strict=True)  # a number: not "1.0", not true
 
 
-def create_app(settings: Settings, engines: Engines,
+def create_app(settings: Settings, engines: ServiceEngines,
                alongside: Callable[[], AbstractAsyncContextManager] | None = None) -> FastAPI:
     """`engines`: the in-process ones (zapvoice.composition.service_engines), whose workers and
     cache /ready reports. `alongside`: something to run beside the service on the same engines
@@ -111,7 +114,9 @@ def create_app(settings: Settings, engines: Engines,
         started = time.perf_counter()
         raw = await _body_within(request, _llm_body_limit(settings.llm), _llm_body_too_large(settings.llm))
         body = await asyncio.to_thread(_parse_llm_request, raw, settings.llm)
-        messages: list[ChatMessage] = [{"role": m.role, "content": m.content} for m in body.messages]
+        # LlmMessage's pattern admits only these two roles.
+        messages: list[ChatMessage] = [{"role": "user" if m.role == "user" else "assistant", "content": m.content}
+                                       for m in body.messages]
         reply = await unless_client_leaves(request, engines.llm.reply(body.system, messages))
         log.info("llm %d messages -> %d chars in %.0f ms", len(messages), len(reply),
                  (time.perf_counter() - started) * 1000)

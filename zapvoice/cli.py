@@ -7,13 +7,19 @@ import argparse
 import logging
 import os
 import sys
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
-from typing import get_origin
+from typing import TYPE_CHECKING, get_origin
 
 from pydantic import SecretStr, ValidationError
 
-from zapvoice.settings import ConfigError, Settings, flat_names, load
+from zapvoice.settings import ConfigError, Settings, cli_aliases, flat_names, load
+
+if TYPE_CHECKING:  # loading it imports faster-whisper, which only some commands need
+    from collections.abc import Callable
+
+    from zapvoice.providers.stt import WhisperSTT
 
 log = logging.getLogger("zapvoice")
 
@@ -132,7 +138,6 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from zapvoice.composition import load_whisper
     from zapvoice.evaluation import EvalSetError, evaluate, format_comparison, format_report, load_eval_set
     from zapvoice.providers.contract_clients import ContractSTT
     from zapvoice.providers.model_store import ModelError
@@ -142,13 +147,13 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
     except EvalSetError as exc:
         print(f"zapvoice: {exc}", file=sys.stderr)
         return 2
+    engines: list[tuple[str, Callable[[], ContractSTT | WhisperSTT]]]
     if settings.stt.url:
         token = settings.agent.provider_token.get_secret_value() if settings.agent.provider_token else None
-        engines = [(settings.stt.url, lambda: ContractSTT(settings.stt.url, token, settings.agent.provider_timeout_s))]
+        engines = [(settings.stt.url, partial(ContractSTT, settings.stt.url, token, settings.agent.provider_timeout_s))]
     else:
         names = [n.strip() for n in (args.models or settings.stt.whisper_model).split(",") if n.strip()]
-        engines = [(name, lambda name=name: load_whisper(_with_whisper(settings, name)))
-                   for name in names]
+        engines = [(name, partial(_load_whisper_named, settings, name)) for name in names]
     language = settings.stt.language
     suffix = f" through a {args.phone_line} phone line" if args.phone_line else ""
 
@@ -175,6 +180,12 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
         print(format_report(report), end="\n\n")
     print(format_comparison(reports))
     return 0
+
+
+def _load_whisper_named(settings: Settings, name: str) -> WhisperSTT:
+    from zapvoice.composition import load_whisper
+
+    return load_whisper(_with_whisper(settings, name))
 
 
 def _with_whisper(settings: Settings, name: str) -> Settings:
@@ -323,18 +334,19 @@ def _add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...]) 
         section, key = name.split(".")
         field = Settings.sections()[section].model_fields[key]
         flag = "--" + flat[(section, key)].replace("_", "-")
-        kwargs = {"dest": f"setting:{name}", "default": argparse.SUPPRESS, "help": field.description}
+        dest = f"setting:{name}"
         if field.annotation == SecretStr | None:
-            group.add_argument(f"{flag}-file", type=_secret_file, metavar="FILE",
-                               **{**kwargs, "help": f"a file holding {name}: {field.description}"})
+            group.add_argument(f"{flag}-file", type=_secret_file, metavar="FILE", dest=dest, default=argparse.SUPPRESS,
+                               help=f"a file holding {name}: {field.description}")
         elif field.annotation is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, dest=dest, default=argparse.SUPPRESS,
+                               help=field.description)
         elif get_origin(field.annotation) is list:
-            group.add_argument(flag, *(field.json_schema_extra or {}).get("cli_aliases", []), action="append",
-                               metavar="A,B", **kwargs)
+            group.add_argument(flag, *cli_aliases(field), action="append", metavar="A,B", dest=dest,
+                               default=argparse.SUPPRESS, help=field.description)
         else:
-            group.add_argument(flag, *(field.json_schema_extra or {}).get("cli_aliases", []),
-                               metavar=key.split("_")[-1].upper(), **kwargs)
+            group.add_argument(flag, *cli_aliases(field), metavar=key.split("_")[-1].upper(), dest=dest,
+                               default=argparse.SUPPRESS, help=field.description)
 
 
 def _secret_file(path: str) -> str:

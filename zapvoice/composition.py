@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from dataclasses import dataclass
 
 from zapvoice.providers.contract_clients import ContractChat, ContractSTT, ContractTTS
 from zapvoice.providers.contracts import Engines
@@ -28,7 +29,16 @@ from zapvoice.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def service_engines(settings: Settings, download: bool | None = None) -> Engines:
+@dataclass
+class ServiceEngines(Engines):
+    """The service's engines, all in process: the Whisper and Piper workers and the speech cache are what
+    /ready reports, and /stt, /tts use their upload and sample-rate entry points."""
+
+    stt: WhisperSTT
+    tts: PiperTTS
+
+
+def service_engines(settings: Settings, download: bool | None = None) -> ServiceEngines:
     """The service's engines, all in process: resolve, fetch if allowed, load and warm every model;
     ModelError says what to run when one is unusable."""
     started = time.perf_counter()
@@ -36,7 +46,7 @@ def service_engines(settings: Settings, download: bool | None = None) -> Engines
     tts = load_voices(settings, download)
     log.info("models ready in %.1f s: whisper %s, voices %s", time.perf_counter() - started,
              settings.stt.whisper_model, ", ".join(tts.voices))
-    return Engines(stt=stt, llm=OpenAIChat(settings.llm), tts=tts)
+    return ServiceEngines(stt=stt, llm=OpenAIChat(settings.llm), tts=tts)
 
 
 def agent_engines(settings: Settings) -> Engines:

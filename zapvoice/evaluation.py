@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -24,7 +25,8 @@ from zapvoice.providers.contracts import SpeechToText
 from zapvoice.word_errors import NO_ERRORS, WordErrors, word_errors
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3")
-PHONE_LINES = ("mulaw", "alaw")
+PhoneLine = Literal["mulaw", "alaw"]  # the G.711 lines `zapvoice eval --phone-line` can put clips through
+PHONE_LINES: tuple[PhoneLine, ...] = ("mulaw", "alaw")
 _PHONE_RATE = 8000
 _MAX_CLIP_S = 600.0
 
@@ -99,7 +101,7 @@ def load_eval_set(source: Path) -> list[EvalClip]:
     return clips
 
 
-def read_clip(clip: EvalClip, phone_line: str | None = None) -> np.ndarray:
+def read_clip(clip: EvalClip, phone_line: PhoneLine | None = None) -> np.ndarray:
     """The clip as float32 16 kHz mono, through an 8 kHz G.711 line first when `phone_line` is set."""
     try:
         samples, _ = decode_audio(clip.audio.read_bytes(), None, _MAX_CLIP_S)
@@ -114,7 +116,7 @@ def read_clip(clip: EvalClip, phone_line: str | None = None) -> np.ndarray:
 
 
 async def evaluate(stt: SpeechToText, name: str, clips: list[EvalClip], language: str | None = None,
-                   phone_line: str | None = None, progress: Callable[[], None] = lambda: None) -> EvalReport:
+                   phone_line: PhoneLine | None = None, progress: Callable[[], None] = lambda: None) -> EvalReport:
     """Transcribe every clip in turn (one at a time, as a quiet server would) and score it."""
     results = []
     for clip in clips:

@@ -116,6 +116,8 @@ class GuardedH11Protocol(H11Protocol):
     answers it in text/plain), and writes its 400s itself. The phase is read from h11's state after every
     read, so uvicorn's parsing loop is left as it is."""
 
+    conn: BoundedConnection  # H11Protocol declares an h11.Connection; ours keeps the last protocol error
+
     def __init__(self, config: uvicorn.Config, server_state: ServerState, app_state: dict,
                  _loop: asyncio.AbstractEventLoop | None = None, *, limits: HttpLimits, cap: ConnectionCap):
         super().__init__(config, server_state, app_state, _loop)
@@ -231,10 +233,8 @@ class QuerySecretFilter(logging.Filter):
     PATTERN = re.compile(r"(?i)([?&](?:token|access_token|secret|api_key|apikey|key|password)=)[^&\s]*")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
-            args = list(record.args)
-            args[2] = self.PATTERN.sub(r"\1***", args[2])
-            record.args = tuple(args)
+        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(path := record.args[2], str):
+            record.args = (*record.args[:2], self.PATTERN.sub(r"\1***", path), *record.args[3:])
         return True
 
 
@@ -291,12 +291,17 @@ def access_log_config() -> dict:
     return config
 
 
-def server_config(app, settings: ServiceSettings, **options) -> uvicorn.Config:
-    """The uvicorn Config for `app` on settings.host/port with the limits of `settings`; `options` go to
-    uvicorn.Config (log_level, or host and port in tests)."""
+def server_config(app, settings: ServiceSettings, *, host: str | None = None, port: int | None = None,
+                  log_level: str | None = None) -> uvicorn.Config:
+    """The uvicorn Config for `app` on settings.host/port with the limits of `settings`; `host`, `port` and
+    `log_level` replace the settings' (log_level for the agent, host and port in tests)."""
     limits = HttpLimits.from_settings(settings, connection_limit(settings.max_connections, raise_open_file_limit()))
     protocol = functools.partial(GuardedH11Protocol, limits=limits, cap=ConnectionCap(limits.max_connections))
-    values = dict(host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=5,
-                  http=protocol, timeout_keep_alive=settings.keep_alive_s, log_config=access_log_config())
-    values.update(options)
-    return uvicorn.Config(WebSocketRefusal(app), **values)
+    return uvicorn.Config(WebSocketRefusal(app), host=settings.host if host is None else host,
+                          port=settings.port if port is None else port,
+                          log_level=settings.log_level if log_level is None else log_level,
+                          timeout_graceful_shutdown=5, log_config=access_log_config(),
+                          # uvicorn annotates a protocol class, but only calls it: a partial of one works the same.
+                          http=protocol,  # type: ignore[arg-type]
+                          # annotated int, but used only as a loop.call_later delay, where seconds may be fractional.
+                          timeout_keep_alive=settings.keep_alive_s)  # type: ignore[arg-type]

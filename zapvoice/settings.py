@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -538,7 +539,26 @@ class Settings(BaseSettings):
 
     @classmethod
     def sections(cls) -> dict[str, type[Section]]:
-        return {name: field.annotation for name, field in cls.model_fields.items()}
+        return {name: _section_type(name, field) for name, field in cls.model_fields.items()}
+
+
+def _section_type(name: str, field: FieldInfo) -> type[Section]:
+    model = field.annotation
+    if not (isinstance(model, type) and issubclass(model, Section)):
+        raise TypeError(f"Settings.{name} is not a Section: {model!r}")
+    return model
+
+
+def schema_extra(field: FieldInfo) -> dict[str, JsonValue]:
+    """A field's json_schema_extra ("flat", "cli_aliases"); every field here gives a dict, if any."""
+    extra = field.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
+def cli_aliases(field: FieldInfo) -> list[str]:
+    """More flags for the field (`--voice` for `--voices`)."""
+    aliases = schema_extra(field).get("cli_aliases", [])
+    return [alias for alias in aliases if isinstance(alias, str)] if isinstance(aliases, list) else []
 
 
 def flat_names() -> dict[str, tuple[str, str]]:
@@ -546,7 +566,8 @@ def flat_names() -> dict[str, tuple[str, str]]:
     names = {}
     for section, model in Settings.sections().items():
         for key, field in model.model_fields.items():
-            names[(field.json_schema_extra or {}).get("flat", model.flat_prefix + key)] = (section, key)
+            flat = schema_extra(field).get("flat")
+            names[flat if isinstance(flat, str) else model.flat_prefix + key] = (section, key)
     return names
 
 
@@ -626,7 +647,10 @@ def load(config_file: Path | None = None, assignments: Sequence[str] = (),
     for name, layer in layers:
         for section, values in layer.items():
             origins.update({f"{section}.{key}": name for key in values})
-    return Loaded(Settings(**_merged(*(layer for _, layer in layers))), origins)
+    # Section name -> its values, as the sections' fields: pydantic validates them, Settings' own
+    # keyword arguments (_env_file...) are never among them.
+    sections: dict[str, Any] = _merged(*(layer for _, layer in layers))
+    return Loaded(Settings(**sections), origins)
 
 
 def read_config_file(path: Path) -> dict[str, dict[str, Any]]:

@@ -30,7 +30,7 @@ async def serving(settings: Settings, engines: Engines | None,
     """The gateway server until the block ends, its calls held by the agent on `engines` (None: the echo)."""
     clock = clock or MonotonicClock()
     if engines is None:
-        def handle(socket: GatewaySocket, _: CallInfo):
+        def handle(socket: GatewaySocket, info: CallInfo):  # the same signature as the agent's; the echo needs no info
             return EchoCall(socket, settings.gateway, clock).run()
     else:
         await cache_fixed_phrases(engines, settings)

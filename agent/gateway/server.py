@@ -54,12 +54,18 @@ class GatewayServer:
 
     async def __aexit__(self, *_) -> None:
         await asyncio.gather(*(socket.hang_up() for socket in list(self.calls)), return_exceptions=True)
-        self._server.close()  # and connections that never became calls
-        await self._server.wait_closed()
+        self._listening.close()  # and connections that never became calls
+        await self._listening.wait_closed()
+
+    @property
+    def _listening(self) -> Server:
+        if self._server is None:
+            raise RuntimeError("the gateway server is used outside its `async with` block")
+        return self._server
 
     @property
     def port(self) -> int:
-        return self._server.sockets[0].getsockname()[1]
+        return self._listening.sockets[0].getsockname()[1]
 
     @property
     def url(self) -> str:
@@ -69,7 +75,7 @@ class GatewayServer:
     @property
     def connections(self) -> int:
         """Open WebSocket connections, calls or not."""
-        return len(self._server.connections)
+        return len(self._listening.connections)
 
     def _tls(self) -> ssl.SSLContext | None:
         if self.settings.certfile is None:

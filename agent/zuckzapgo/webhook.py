@@ -27,9 +27,11 @@ def create_agent_app(agent: ZuckZapGoAgent, secret: str | None) -> Starlette:
         return JSONResponse({"status": "ok", "calls": len(agent.calls),
                              "zuckzapgo": {None: "unknown", True: "reachable", False: "unreachable"}[agent.reachable]})
 
+    expected = secret.encode() if secret else b""  # without a secret there is no webhook route
+
     async def webhook(request: Request) -> JSONResponse:
         given = request.query_params.get("secret", "") or request.headers.get("x-zapvoice-secret", "")
-        if not hmac.compare_digest(given.encode(), secret.encode()):
+        if not hmac.compare_digest(given.encode(), expected):
             return JSONResponse({"error": "wrong or missing secret"}, status_code=401)
         body = await request.body()
         if len(body) > MAX_WEBHOOK_BYTES:
