@@ -106,6 +106,13 @@ class Child:
         self.process.wait(30)
 
 
+def fake_llm(port: int, log: Path, backlog: int = 2048) -> Child:
+    """The tests' fake OpenAI upstream (tests/support/fake_llm.py) as a child process on `port`."""
+    return Child([sys.executable, "-c", "import uvicorn; from tests.support.fake_llm import build_fake_llm; "
+                  f"uvicorn.run(build_fake_llm(), port={port}, log_level='warning', backlog={backlog})"],
+                 log, f"http://127.0.0.1:{port}")
+
+
 def model_args(work: Path) -> list[str]:
     from tests.model_builders.piper_voice import build_sine_voice
     from tests.model_builders.whisper import build_scripted_whisper
@@ -201,9 +208,7 @@ def pool_exhaustion(url: str) -> tuple[str, float]:
 def bench_upstream(work: Path, models: list[str]) -> list[str]:
     fake_port, port = free_port(), free_port()
     fake_url, url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{port}"
-    fake = Child([sys.executable, "-c", "import uvicorn; from tests.support.fake_llm import build_fake_llm; "
-                  f"uvicorn.run(build_fake_llm(), port={fake_port}, log_level='warning', backlog=4096)"],
-                 work / "fake-llm.log", fake_url)
+    fake = fake_llm(fake_port, work / "fake-llm.log", backlog=4096)
     service_log = work / "serve.log"
     service = Child([ZAPVOICE, "serve", "--port", str(port), "-c", f"service.token={TOKEN}", "--llm-url", f"{fake_url}/v1",
                      "--llm-model", "per-request", "-c", f"llm.api_key={API_KEY}", "-c", f"llm.timeout_s={TIMEOUT_S}",
@@ -306,9 +311,7 @@ def bench_gateway(work: Path, models: list[str]) -> list[str]:
     from tests.support.speech import speak
     fake_port, port = free_port(), free_port()
     fake_url, url = f"http://127.0.0.1:{fake_port}", f"ws://127.0.0.1:{port}"
-    fake = Child([sys.executable, "-c", "import uvicorn; from tests.support.fake_llm import build_fake_llm; "
-                  f"uvicorn.run(build_fake_llm(), port={fake_port}, log_level='warning')"],
-                 work / "fake-llm-gw.log", fake_url)
+    fake = fake_llm(fake_port, work / "fake-llm-gw.log")
     gateway = Child([ZAPVOICE, "gateway", "--gateway-port", str(port), "--llm-url", f"{fake_url}/v1",
                      "--llm-model", "echo", "-c", "agent.record_dir=", "-c", "agent.idle_prompt_s=3600", *models],
                     work / "gateway.log", f"http://127.0.0.1:{port}/health")

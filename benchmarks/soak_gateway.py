@@ -26,7 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.hostile_upstream_gateway import ZAPVOICE, Child, free_port, memory_mb, model_args  # noqa: E402
+from benchmarks.hostile_upstream_gateway import ZAPVOICE, Child, fake_llm, free_port, memory_mb, model_args
 from benchmarks.publish import provenance, publish, start  # noqa: E402
 from tests.support.gateway_caller import GatewayCaller  # noqa: E402
 from tests.support.speech import speak  # noqa: E402
@@ -73,9 +73,7 @@ def main() -> None:
     models = model_args(work)
     fake_port, port = free_port(), free_port()
     fake_url, url = f"http://127.0.0.1:{fake_port}", f"ws://127.0.0.1:{port}"
-    fake = Child([sys.executable, "-c", "import uvicorn; from tests.support.fake_llm import build_fake_llm; "
-                  f"uvicorn.run(build_fake_llm(), port={fake_port}, log_level='warning')"],
-                 work / "fake-llm.log", fake_url)
+    fake = fake_llm(fake_port, work / "fake-llm.log")
     gateway = Child([ZAPVOICE, "gateway", "--gateway-port", str(port), "--llm-url", f"{fake_url}/v1",
                      "--llm-model", "echo", "-c", f"agent.record_dir={work / 'calls'}",
                      "-c", f"agent.max_calls={args.concurrent}", "-c", "agent.idle_prompt_s=3600",
