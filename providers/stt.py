@@ -194,7 +194,8 @@ def _joined(segments) -> str:
 
 def degenerate(text: str, segments, language_probability: float, seconds: float, cap: int) -> str | None:
     """Why a short-window decode should not be trusted, or None: the loop guard's signs (which include
-    Whisper's compression-ratio test), Whisper's no-speech and language thresholds, and the token cap reached (the decode was cut short, or was running away).
+    Whisper's compression-ratio test), Whisper's no-speech and language thresholds, and the token cap
+    reached (the decode was cut short, or was running away).
     CTranslate2 stops a Whisper decode at (prompt + max_new_tokens) // 2 tokens (measured: cap 20 gives
     12 on base, prompt 4, and 11 on tiny.en, prompt 2), so more than cap // 2 means it reached the cap."""
     if not text:

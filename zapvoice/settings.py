@@ -157,14 +157,15 @@ class STTSettings(Section):
         "that looks degenerate is redone on the padded window. false: always the padded window.",
     )
     short_window_min_s: float = Field(
-        8.0, gt=0, le=30, description="Shortest window the short-window mode encodes (shorter ones make Whisper loop)."
+        8.0, gt=0, le=30, description="Shortest window the short-window mode encodes; shorter ones made greedy "
+        "decoding loop or mishear on the real clips (BENCHMARKS.md, bench_short_window)."
     )
     short_window_pad_s: float = Field(
         1.0, ge=0, le=30, description="Audio after the utterance's end included in the short window."
     )
     short_window_tokens_per_s: float = Field(
-        9.0, gt=0, description="Short window: at most 12 + this many tokens per second of audio are decoded "
-        "(and never more than max_new_tokens); a decode that reaches the cap is redone on the padded window.",
+        9.0, gt=0, description="Short window: the token cap (as max_new_tokens) is 12 + this many per second of "
+        "audio, never above max_new_tokens; a decode that reaches it is redone on the padded window.",
     )
     speech_check: Literal["silero", "energy", "off"] = Field(
         "silero",
