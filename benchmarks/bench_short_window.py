@@ -17,7 +17,6 @@ A last table detects the language on the short window (base, no language given).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from zapvoice.providers.stt import WhisperSTT  # noqa: E402
 
-from benchmarks.publish import provenance, publish, start  # noqa: E402
+from benchmarks.publish import arguments, provenance, publish, start  # noqa: E402
 from tests.support.real_models import english_clips, whisper_base_dir, whisper_tiny_en_dir  # noqa: E402
 from zapvoice.evaluation import PhoneLine, read_clip  # noqa: E402
 from zapvoice.settings import STTSettings  # noqa: E402
@@ -160,10 +159,7 @@ def language_detection(clips) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="timed decodes of each clip per variant")
-    parser.add_argument("--no-write", action="store_true", help="print the report, leave BENCHMARKS.md alone")
-    args = parser.parse_args()
+    args = arguments(__doc__, 3, "timed decodes of each clip per variant")
     started = start()
     clips = english_clips()
     report = [*run_model("base (multilingual)", whisper_base_dir(), args.runs, clips),
