@@ -12,7 +12,6 @@ Two sets of decodes of the 10 real English clips (English forced, greedy, int8, 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ from faster_whisper.tokenizer import Tokenizer  # noqa: E402
 from zapvoice.providers.decoding_loops import cut_loop  # noqa: E402
 from zapvoice.providers.stt import WhisperSTT  # noqa: E402
 
-from benchmarks.publish import now, provenance, publish  # noqa: E402
+from benchmarks.publish import arguments, now, provenance, publish  # noqa: E402
 from tests.support.real_models import english_clips, whisper_base_dir  # noqa: E402
 from zapvoice.settings import Settings  # noqa: E402
 from zapvoice.word_errors import NO_ERRORS, word_errors  # noqa: E402
@@ -51,12 +50,10 @@ def clip_only_decode(stt: WhisperSTT, samples: np.ndarray) -> tuple[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=200, help="timed repeats of the guard's check per clip")
-    parser.add_argument("--no-write", action="store_true", help="print the report, leave BENCHMARKS.md alone")
-    args = parser.parse_args()
+    args = arguments(__doc__, 200, "timed repeats of the guard's check per clip")
     started = now()
-    settings = Settings(_env_file=None, stt={"whisper_model": str(whisper_base_dir()), "language": "en"})
+    settings = Settings(_env_file=None, stt={"whisper_model": str(whisper_base_dir()), "language": "en",
+                                                     "short_window": False})
     stt = WhisperSTT(whisper_base_dir(), settings.stt)
     stt.warm_up()
     rows, padded_errors, raw_errors, cut_errors = [], NO_ERRORS, NO_ERRORS, NO_ERRORS

@@ -8,6 +8,7 @@ Nothing else in the file is touched. `--no-write` only prints.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
@@ -91,6 +92,14 @@ def provenance(run: Start) -> list[str]:
             f"not absolute times across runs); load average before the run {run.load:.2f}",
             f"- date: {run.at:%Y-%m-%d %H:%M} UTC, {minutes:.0f} min",
             f"- versions: {versions()}"]
+
+
+def arguments(doc: str, runs: int, runs_help: str) -> argparse.Namespace:
+    """The command line the real-model benchmarks share: --runs and --no-write."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=runs, help=runs_help)
+    parser.add_argument("--no-write", action="store_true", help="print the report, leave BENCHMARKS.md alone")
+    return parser.parse_args()
 
 
 def publish(name: str, lines: list[str], write: bool, path: Path = BENCHMARKS_MD) -> None:

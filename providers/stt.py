@@ -5,6 +5,14 @@ timestamps and no conditioning on earlier text (each utterance stands alone); a 
 loops is cut where it started repeating (providers.decoding_loops). The model is
 loaded once, warmed, and shared; transcriptions (with the decoding and the speech check before
 them) run in a bounded worker off the event loop.
+
+Short window (stt.short_window, on by default): Whisper pads every utterance to 30 s and encodes
+all of it, though a phone utterance fills 1-7 s of it. CTranslate2's encoder takes fewer mel
+frames, so the utterance is encoded with `short_window_pad_s` after it and at least
+`short_window_min_s` in all (a window much shorter than the training one makes greedy decoding
+loop), and decoding is capped from its duration. Any sign of a bad decode (a loop, by the loop
+guard with its compression-ratio test, the token cap reached, a likely no-speech, a language detected with low
+confidence, nothing decoded) and the utterance is decoded again on the padded window.
 """
 
 from __future__ import annotations
@@ -31,6 +39,11 @@ log = logging.getLogger(__name__)
 
 LANGUAGES = frozenset(_LANGUAGE_CODES)
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+MEL_FRAMES_PER_S = 100  # Whisper's 10 ms feature hop
+PADDED_FRAMES = 3000  # the 30 s window Whisper was trained on
+SHORT_WINDOW_BASE_TOKENS = 12  # the token cap is this plus short_window_tokens_per_s per second
+NO_SPEECH_PROBABILITY = 0.6  # faster-whisper's no_speech_threshold
+MIN_LANGUAGE_PROBABILITY = 0.5  # faster-whisper's language_detection_threshold
 
 
 def normalize_language(code: str | None) -> str | None:
@@ -56,8 +69,11 @@ class SingleEncodeWhisper(WhisperModel):
         super().__init__(*args, **kwargs)
         self._detection = threading.local()
 
-    def transcribe(self, *args, **kwargs):
+    def transcribe(self, *args, encode_frames: int | None = None, **kwargs):
+        """`encode_frames`: encode only the first this many mel frames of the (single) window, for the
+        language detection and the decode alike; None encodes the padded 30 s window."""
         self._detection.encoding = None  # never a leftover from a call that failed midway
+        self._detection.frames = encode_frames
         return super().transcribe(*args, **kwargs)
 
     def detect_language(self, *args, **kwargs):
@@ -68,6 +84,9 @@ class SingleEncodeWhisper(WhisperModel):
             self._detection.capturing = False
 
     def encode(self, features: np.ndarray):
+        frames = getattr(self._detection, "frames", None)
+        if frames is not None and features.shape[-1] > frames:
+            features = np.ascontiguousarray(features[..., :frames])
         encoding = super().encode(features)
         if getattr(self._detection, "capturing", False):
             self._detection.encoding = encoding
@@ -78,6 +97,8 @@ class SingleEncodeWhisper(WhisperModel):
         detected, self._detection.encoding = getattr(self._detection, "encoding", None), None
         if encoder_output is None and single_window:
             encoder_output = detected
+        if not single_window:
+            self._detection.frames = None  # a short window is for one utterance, never for 30 s steps
         return super().generate_segments(features, tokenizer, options, log_progress, encoder_output)
 
 
@@ -120,8 +141,30 @@ class WhisperSTT:
 
     def _decode(self, samples: np.ndarray, language: str | None) -> tuple[str, str]:
         s = self.settings
+        seconds = samples.size / PIPELINE_RATE
+        frames = short_window_frames(seconds, s) if s.short_window else None
+        if frames is not None:
+            cap = min(s.max_new_tokens, round(SHORT_WINDOW_BASE_TOKENS + s.short_window_tokens_per_s * seconds))
+            segments, info = self._whisper(samples, language, cap, frames)
+            text = _joined(segments)
+            doubt = degenerate(text, segments, info.language_probability if language is None else 1.0,
+                               seconds, cap)
+            if doubt is None:
+                return text, info.language
+            log.info("short window decode looked degenerate (%s: %r); decoding the padded window", doubt, text)
+        segments, info = self._whisper(samples, language, s.max_new_tokens, None)
+        text = _joined(segments)
+        cut = cut_loop(text, seconds)
+        if cut is not None:
+            log.warning("decoding looped (%d characters for %.1f s of audio); kept %r", len(text), seconds, cut)
+            text = cut
+        return text, info.language
+
+    def _whisper(self, samples: np.ndarray, language: str | None, max_new_tokens: int, frames: int | None):
+        s = self.settings
         segments, info = self.model.transcribe(
             samples,
+            encode_frames=frames,
             language=language,
             beam_size=s.beam_size,
             best_of=s.beam_size,
@@ -129,15 +172,40 @@ class WhisperSTT:
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=False,
-            max_new_tokens=s.max_new_tokens,
+            max_new_tokens=max_new_tokens,
         )
-        text = " ".join(segment.text.strip() for segment in segments).strip()
-        cut = cut_loop(text, samples.size / PIPELINE_RATE)
-        if cut is not None:
-            log.warning("decoding looped (%d characters for %.1f s of audio); kept %r", len(text),
-                        samples.size / PIPELINE_RATE, cut)
-            text = cut
-        return text, info.language
+        return list(segments), info
 
     def close(self) -> None:
         self.worker.shutdown()
+
+
+def short_window_frames(seconds: float, settings: STTSettings) -> int | None:
+    """Mel frames to encode for `seconds` of audio (even: the encoder's convolution has stride 2), or None
+    when that is no shorter than the padded window."""
+    window_s = max(settings.short_window_min_s, seconds + settings.short_window_pad_s)
+    frames = 2 * -(-round(window_s * MEL_FRAMES_PER_S) // 2)
+    return frames if frames < PADDED_FRAMES else None
+
+
+def _joined(segments) -> str:
+    return " ".join(segment.text.strip() for segment in segments).strip()
+
+
+def degenerate(text: str, segments, language_probability: float, seconds: float, cap: int) -> str | None:
+    """Why a short-window decode should not be trusted, or None: the loop guard's signs (which include
+    Whisper's compression-ratio test), Whisper's no-speech and language thresholds, and the token cap
+    reached (the decode was cut short, or was running away).
+    CTranslate2 stops a Whisper decode at (prompt + max_new_tokens) // 2 tokens (measured: cap 20 gives
+    12 on base, prompt 4, and 11 on tiny.en, prompt 2), so more than cap // 2 means it reached the cap."""
+    if not text:
+        return "nothing decoded"
+    if cut_loop(text, seconds) is not None:
+        return "a loop"
+    if any(len(segment.tokens) > cap // 2 for segment in segments):
+        return "the token cap reached"
+    if any(segment.no_speech_prob > NO_SPEECH_PROBABILITY for segment in segments):
+        return "a likely no-speech"
+    if language_probability < MIN_LANGUAGE_PROBABILITY:
+        return "an unsure language detection"
+    return None

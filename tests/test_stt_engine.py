@@ -1,12 +1,16 @@
 """The Whisper engine below the HTTP layer: one encoder pass per phone utterance."""
 
+from types import SimpleNamespace
+
 import faster_whisper
 import numpy as np
 import pytest
-from zapvoice.providers.stt import SingleEncodeWhisper
+from zapvoice.providers.stt import SingleEncodeWhisper, WhisperSTT, degenerate, short_window_frames
 
 from tests.conftest import SCRIPTED_TEXT
+from tests.model_builders.whisper import build_scripted_whisper
 from tests.support.speech import speak
+from zapvoice.settings import STTSettings
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +56,57 @@ def test_no_stale_encoding_after_a_failed_call(model, encoder_passes):
     model._detection.encoding = "stale"
     text, _ = transcribe(model, speak("Bom dia"), "pt")
     assert text == SCRIPTED_TEXT and len(encoder_passes) == 1
+
+
+def test_short_window_spans_the_utterance_plus_padding_with_a_minimum():
+    stt = STTSettings(short_window_min_s=8.0, short_window_pad_s=1.0)
+    assert short_window_frames(3.0, stt) == 800  # the minimum
+    assert short_window_frames(9.515, stt) == 1052  # 10.515 s, rounded up to an even frame count
+    assert short_window_frames(29.0, stt) is None  # no shorter than the padded window
+    assert short_window_frames(3.0, STTSettings(short_window_min_s=2.0, short_window_pad_s=0.5)) == 350
+
+
+def segment(tokens=5, no_speech_prob=0.01):
+    return SimpleNamespace(tokens=list(range(tokens)), no_speech_prob=no_speech_prob)
+
+
+@pytest.mark.parametrize(("text", "segments", "language_probability", "reason"), [
+    ("Seven of clubs.", [segment()], 0.99, None),
+    ("", [], 0.99, "nothing decoded"),
+    ("Seven of clubs Seven of clubs Seven of clubs Seven of clubs", [segment()], 0.99, "a loop"),
+    ("ha" * 30, [segment()], 0.99, "a loop"),
+    ("Seven of clubs.", [segment(tokens=16)], 0.99, "the token cap reached"),
+    ("Seven of clubs.", [segment(no_speech_prob=0.7)], 0.99, "a likely no-speech"),
+    ("Seven of clubs.", [segment()], 0.3, "an unsure language detection"),
+])
+def test_a_degenerate_short_window_decode_is_recognised(text, segments, language_probability, reason):
+    assert degenerate(text, segments, language_probability, seconds=1.5, cap=30) == reason
+
+
+def engine(model_dir, **stt):
+    return WhisperSTT(model_dir, STTSettings(whisper_model=str(model_dir), speech_check="off", **stt))
+
+
+@pytest.mark.parametrize("language", [None, "pt"])
+def test_the_short_window_encodes_only_the_utterance_once(model_files, encoder_passes, language):
+    stt = engine(model_files["whisper"], short_window_min_s=4.0, short_window_pad_s=1.0)
+    text, detected = stt._decode(speak("Olá, tudo bem com você?")[: 5 * 16000], language)
+    stt.close()
+    assert (text, detected) == (SCRIPTED_TEXT, "pt")
+    assert [shape[-1] for shape in encoder_passes] in ([600], [400])  # speech of 3-5 s, + 1 s, at least 4 s
+
+
+def test_off_switch_encodes_the_padded_window(model_files, encoder_passes):
+    stt = engine(model_files["whisper"], short_window=False)
+    assert stt._decode(speak("Bom dia"), None) == (SCRIPTED_TEXT, "pt")
+    stt.close()
+    assert [shape[-1] for shape in encoder_passes] == [3000]
+
+
+def test_a_looping_short_window_decode_is_redone_on_the_padded_window(tmp_path, encoder_passes):
+    looped = "sete de paus sete de paus sete de paus sete de paus"
+    stt = engine(build_scripted_whisper(tmp_path / "looping", text=looped, language="pt"))
+    text, _ = stt._decode(speak("Sete de paus"), "pt")
+    stt.close()
+    assert [shape[-1] for shape in encoder_passes] == [800, 3000]
+    assert text == "sete de paus"  # the padded decode loops too here, and the loop guard cuts it

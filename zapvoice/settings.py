@@ -151,6 +151,22 @@ class STTSettings(Section):
     max_new_tokens: int = Field(
         128, ge=1, le=440, description="Most tokens decoded per utterance; stops runaway hallucination loops."
     )
+    short_window: bool = Field(
+        True, description="Encode only the utterance's own mel frames (plus padding, at least "
+        "short_window_min_s) instead of Whisper's padded 30 s window, with a token cap from its duration; a decode "
+        "that looks degenerate is redone on the padded window. false: always the padded window.",
+    )
+    short_window_min_s: float = Field(
+        8.0, gt=0, le=30, description="Shortest window the short-window mode encodes; shorter ones made greedy "
+        "decoding loop or mishear on the real clips (BENCHMARKS.md, bench_short_window)."
+    )
+    short_window_pad_s: float = Field(
+        1.0, ge=0, le=30, description="Audio after the utterance's end included in the short window."
+    )
+    short_window_tokens_per_s: float = Field(
+        9.0, gt=0, description="Short window: the token cap (as max_new_tokens) is 12 + this many per second of "
+        "audio, never above max_new_tokens; a decode that reaches it is redone on the padded window.",
+    )
     speech_check: Literal["silero", "energy", "off"] = Field(
         "silero",
         description="How /stt decides the audio holds no speech and answers \"\" without Whisper "

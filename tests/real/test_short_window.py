@@ -1,0 +1,63 @@
+"""Short-window encoding (stt.short_window) hears real speech as well as the padded window does.
+
+Real Whisper base and tiny.en, the 10 real English clips, at 16 kHz and through a µ-law line, scored
+by `zapvoice eval`'s code. The defaults were chosen where the WER stays within 1 point of the padded
+window (benchmarks/bench_short_window.py); on 92 words that is no more errors than the padded window,
+plus one word of room for a different CPU's rounding. A window too short (2 s, no padding) makes
+greedy decoding loop on these clips: that must be caught and redone, not heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import faster_whisper
+import pytest
+from zapvoice.providers.stt import PADDED_FRAMES, WhisperSTT
+
+from zapvoice.evaluation import evaluate, format_report
+from zapvoice.settings import STTSettings
+
+SPARE_ERRORS = 1
+
+
+@pytest.fixture()
+def encoded_frames(monkeypatch):
+    """Mel frames of each encoder pass, as the encoder gets them."""
+    frames = []
+    original = faster_whisper.WhisperModel.encode
+
+    def recorded(self, features):
+        frames.append(features.shape[-1])
+        return original(self, features)
+
+    monkeypatch.setattr(faster_whisper.WhisperModel, "encode", recorded)
+    return frames
+
+
+def heard(model_dir, clips, phone_line, **stt):
+    engine = WhisperSTT(model_dir, STTSettings(whisper_model=str(model_dir), **stt))
+    try:
+        return asyncio.run(evaluate(engine, "engine", clips, "en", phone_line))
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("phone_line", [None, "mulaw"])
+@pytest.mark.parametrize("model", ["whisper_base", "whisper_tiny_en"])
+def test_short_window_errs_no_more_than_the_padded_window(real, encoded_frames, model, phone_line):
+    padded = heard(real[model], real["clips"], phone_line, short_window=False)
+    assert set(encoded_frames) == {PADDED_FRAMES}
+    encoded_frames.clear()
+    short = heard(real[model], real["clips"], phone_line)
+    print(format_report(padded), format_report(short), sep="\n")
+    assert sum(frames < PADDED_FRAMES for frames in encoded_frames) >= 8  # most clips took the short window
+    assert short.errors.words == 92
+    assert short.errors.errors <= padded.errors.errors + SPARE_ERRORS, format_report(short)
+
+
+def test_a_window_too_short_to_decode_is_redone_on_the_padded_one(real, encoded_frames):
+    short = heard(real["whisper_base"], real["clips"], None, short_window_min_s=2.0, short_window_pad_s=0.0)
+    print(format_report(short))
+    assert PADDED_FRAMES in encoded_frames  # some decode looked degenerate and was redone
+    assert short.errors.rate <= 0.08, format_report(short)
