@@ -11,7 +11,7 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zapvoice.providers.client_gone import unless_client_leaves
 from zapvoice.providers.contracts import Message as ChatMessage
-from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.errors import ProviderError, error_body, openai_status
 from zapvoice.providers.tts import MAX_SPEED, MIN_SPEED
 
 from zapvoice.audio import PIPELINE_RATE, AudioError, MediaType, decode_audio, wav_bytes
@@ -76,6 +76,9 @@ def create_app(settings: Settings, engines: ServiceEngines,
     _add_error_handlers(app)
     authorized = Depends(_bearer_check(settings.service))
     whisper_name = Path(settings.stt.whisper_model).name
+
+    from zapvoice.providers.openai_api import openai_router  # it reuses this module's request helpers
+    app.include_router(openai_router(settings, engines, authorized))
 
     @app.get("/health", summary="The process is alive")
     @app.head("/health", include_in_schema=False)
@@ -260,29 +263,34 @@ def _json_body(model: type[BaseModel]) -> dict:
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProviderError)
-    async def provider_error(_: Request, exc: ProviderError) -> JSONResponse:
+    async def provider_error(request: Request, exc: ProviderError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("%s", exc.message)
-        body = {"error": exc.message} if exc.kind is None else {"error": exc.message, "kind": exc.kind}
-        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+        return _error(request.url.path, exc.status, exc.message, exc.kind, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         """Starlette's own refusals (unknown route, wrong method, malformed multipart) in our error shape."""
-        message = {404: f"no route {request.url.path}: use POST /stt, /llm or /tts",
+        message = {404: f"no route {request.url.path}: use POST /stt, /llm or /tts, or the OpenAI API under /v1",
                    405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
-        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+        return _error(request.url.path, exc.status_code, message, headers=exc.headers)
 
     @app.exception_handler(ClientDisconnect)
     async def client_gone(request: Request, _: ClientDisconnect) -> JSONResponse:
         """The client left (or was cut off at body_timeout_s) before its body arrived: nobody reads the answer."""
         log.info("%s: the client went away before its request body arrived", request.url.path)
-        return JSONResponse({"error": "the client disconnected"}, status_code=400)
+        return _error(request.url.path, 400, "the client disconnected")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+        return _error(request.url.path, 500, f"internal error: {type(exc).__name__}")
+
+
+def _error(path: str, status: int, message: str, kind: str | None = None,
+           headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(path, status, message, kind), status_code=openai_status(path, status),
+                        headers=headers)
 
 
 class BodyTooLarge(ProviderError):
@@ -302,7 +310,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            response = JSONResponse({"error": BodyTooLarge(self.max_bytes).message}, status_code=413)
+            response = _error(scope["path"], 413, BodyTooLarge(self.max_bytes).message)
             return await response(scope, receive, send)
         received = 0
 
