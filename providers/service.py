@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zapvoice.providers.client_gone import unless_client_leaves
 from zapvoice.providers.contracts import Message as ChatMessage
 from zapvoice.providers.errors import ProviderError, error_body, openai_status
+from zapvoice.providers.metrics import METRICS, RequestMetrics
 from zapvoice.providers.tts import MAX_SPEED, MIN_SPEED
 
 from zapvoice.audio import PIPELINE_RATE, AudioError, MediaType, decode_audio, wav_bytes
@@ -73,12 +74,20 @@ def create_app(settings: Settings, engines: ServiceEngines,
                   else None)
     app.state.engines = engines
     app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
+    app.add_middleware(RequestMetrics)  # outermost: it also sees the body limit's 413s
     _add_error_handlers(app)
     authorized = Depends(_bearer_check(settings.service))
     whisper_name = Path(settings.stt.whisper_model).name
 
     from zapvoice.providers.openai_api import openai_router  # it reuses this module's request helpers
     app.include_router(openai_router(settings, engines, authorized))
+
+    if settings.service.metrics != "off":
+        @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False,
+                 dependencies=[authorized] if settings.service.metrics == "token" else [])
+        async def metrics() -> Response:
+            body, content_type = METRICS.exposition()
+            return Response(body, media_type=content_type)
 
     @app.get("/health", summary="The process is alive")
     @app.head("/health", include_in_schema=False)
@@ -105,6 +114,7 @@ def create_app(settings: Settings, engines: ServiceEngines,
         except AudioError as exc:
             raise ProviderError(exc.status, str(exc)) from exc
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        request.state.stt_audio_s, request.state.stt_processing_s = transcript.duration_s, elapsed_ms / 1000
         log.info("stt %.2f s of audio -> %d chars in %.0f ms (speech=%s)", transcript.duration_s, len(transcript.text),
                  elapsed_ms, transcript.speech)
         return JSONResponse({"text": transcript.text, "language": transcript.language,
@@ -135,6 +145,7 @@ def create_app(settings: Settings, engines: ServiceEngines,
         rate = PIPELINE_RATE if raw else settings.tts.sample_rate
         speech = await engines.tts.speak(body.text, body.voice, body.speed, rate)
         cache = "hit" if speech.from_cache else "miss"
+        request.state.tts_chars, request.state.tts_cache_hit = len(body.text), speech.from_cache
         headers = {"X-Cache": cache, "X-Audio-Duration": f"{speech.duration_s:.3f}"}
         log.info("tts %d chars -> %.2f s of audio in %.1f ms (cache %s)", len(body.text), speech.duration_s,
                  (time.perf_counter() - started) * 1000, cache)
