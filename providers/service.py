@@ -74,7 +74,8 @@ def create_app(settings: Settings, engines: ServiceEngines,
                   else None)
     app.state.engines = engines
     app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
-    app.add_middleware(RequestMetrics)  # outermost: it also sees the body limit's 413s
+    if settings.service.metrics != "off":
+        app.add_middleware(RequestMetrics)  # outermost: it also sees the body limit's 413s
     _add_error_handlers(app)
     authorized = Depends(_bearer_check(settings.service))
     whisper_name = Path(settings.stt.whisper_model).name

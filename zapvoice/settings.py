@@ -96,7 +96,7 @@ class ServiceSettings(Section):
     )
     metrics: Literal["token", "public", "off"] = Field(
         "token", description="Prometheus /metrics: token (the bearer token, when one is set), public (no token "
-        "asked), off (no route).",
+        "asked), off (no route, and requests are not counted).",
     )
     api_docs: Literal["auto", "on", "off"] = Field(
         "auto", description="Serve the API docs at /docs, /redoc and /openapi.json. auto: only on a loopback host."
