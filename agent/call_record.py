@@ -1,4 +1,4 @@
-"""The record of one call: what was said and how long each reply took, as JSON lines.
+"""The record of one call: what was said and how long each reply took, as JSON lines (and Prometheus metrics).
 
 One file per call (`<record dir>/<date>/<call id>.jsonl`), one line per event, written as it
 happens, so a crash loses nothing already said. The same timings go to the log.
@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from zapvoice.agent.line import CallInfo
+from zapvoice.providers.metrics import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class CallRecord:
             self.path = directory / time.strftime("%Y-%m-%d") / f"{safe_id}.jsonl"
 
     def started(self) -> None:
+        METRICS.call_started(self.info.transport)
         self._write({"event": "call_started", **asdict(self.info)})
         log.info("call %s (%s, %s) started", self.info.call_id, self.info.transport, self.info.direction)
 
@@ -52,6 +54,7 @@ class CallRecord:
         entry = {"event": "turn", "user": user, "assistant": assistant, "interrupted": interrupted}
         if times is not None:
             entry.update(times.ms(), speculative_stt=times.speculative_stt)
+            METRICS.turn(times)
         self.turns.append(entry)
         self._write(entry)
         if times is not None:
@@ -60,7 +63,11 @@ class CallRecord:
                      self.info.call_id, len(self.turns), t["stt_ms"], t["first_token_ms"], t["first_audio_ms"],
                      " (speculative stt)" if times.speculative_stt else "", " [interrupted]" if interrupted else "")
 
+    def barged_in(self) -> None:
+        METRICS.barge_in(self.info.transport)
+
     def ended(self, reason: str, duration_s: float) -> None:
+        METRICS.call_ended(self.info.transport, reason)
         self._write({"event": "call_ended", "reason": reason, "duration_s": round(duration_s, 2),
                      "turns": len(self.turns)})
         log.info("call %s ended after %.1f s: %s", self.info.call_id, duration_s, reason)

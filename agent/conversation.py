@@ -141,7 +141,7 @@ class Conversation:
             return
         self._closing = True
         if self._reply is not None:
-            self._barge_in()
+            self._barge_in(by_caller=False)
         self._say(self.agent.farewell, hang_up_after=reason, interruptible=False)
 
     def pressed(self, digits: str) -> None:
@@ -196,9 +196,12 @@ class Conversation:
                     self._interrupting = False
                     self.playout.resume()
 
-    def _barge_in(self) -> None:
-        """The caller is really talking over the bot: cancel the reply, keep what was heard."""
+    def _barge_in(self, by_caller: bool = True) -> None:
+        """The caller is really talking over the bot (or pressed keys; `by_caller` False: we end the call over
+        it): cancel the reply, keep what was heard."""
         self._interrupting = False
+        if by_caller:
+            self.record.barged_in()
         reply = self._reply
         if reply is not None:
             self._finish_reply(reply, interrupted=True)

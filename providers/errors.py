@@ -74,3 +74,22 @@ def upstream_error_text(response: httpx.Response, body: bytes | None = None) -> 
     if isinstance(error, dict):
         error = error.get("message") or error
     return redact(str(error), sent)[:300]
+
+
+OPENAI_PREFIX = "/v1/"  # the OpenAI-compatible routes (providers.openai_api) answer errors in OpenAI's shape
+
+
+def error_body(path: str, status: int, message: str, kind: str | None = None) -> dict:
+    """A JSON error for `path`: `{"error": message, "kind"?}` on the contract routes, OpenAI's
+    `{"error": {"message", "type", "param", "code"}}` on /v1/*, which OpenAI clients read."""
+    if not path.startswith(OPENAI_PREFIX):
+        return {"error": message} if kind is None else {"error": message, "kind": kind}
+    kinds = {401: "authentication_error", 404: "invalid_request_error", 503: "server_error"}
+    error_type = kinds.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    code = kind or {401: "invalid_api_key", 413: "request_too_large", 503: "engine_busy"}.get(status)
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+def openai_status(path: str, status: int) -> int:
+    """OpenAI answers an invalid request with 400 where the contract routes say 422."""
+    return 400 if status == 422 and path.startswith(OPENAI_PREFIX) else status

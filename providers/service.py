@@ -11,7 +11,7 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -26,7 +26,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zapvoice.providers.client_gone import unless_client_leaves
 from zapvoice.providers.contracts import Message as ChatMessage
-from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.errors import ProviderError, error_body, openai_status
+from zapvoice.providers.metrics import METRICS, RequestMetrics
 from zapvoice.providers.tts import MAX_SPEED, MIN_SPEED
 
 from zapvoice.audio import PIPELINE_RATE, AudioError, MediaType, decode_audio, wav_bytes
@@ -73,9 +74,21 @@ def create_app(settings: Settings, engines: ServiceEngines,
                   else None)
     app.state.engines = engines
     app.add_middleware(BodyLimit, max_bytes=settings.service.max_body_bytes)
+    if settings.service.metrics != "off":
+        app.add_middleware(RequestMetrics)  # outermost: it also sees the body limit's 413s
     _add_error_handlers(app)
     authorized = Depends(_bearer_check(settings.service))
     whisper_name = Path(settings.stt.whisper_model).name
+
+    from zapvoice.providers.openai_api import openai_router  # it reuses this module's request helpers
+    app.include_router(openai_router(settings, engines, authorized))
+
+    if settings.service.metrics != "off":
+        @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False,
+                 dependencies=[authorized] if settings.service.metrics == "token" else [])
+        async def metrics() -> Response:
+            body, content_type = METRICS.exposition()
+            return Response(body, media_type=content_type)
 
     @app.get("/health", summary="The process is alive")
     @app.head("/health", include_in_schema=False)
@@ -102,6 +115,7 @@ def create_app(settings: Settings, engines: ServiceEngines,
         except AudioError as exc:
             raise ProviderError(exc.status, str(exc)) from exc
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        request.state.stt_audio_s, request.state.stt_processing_s = transcript.duration_s, elapsed_ms / 1000
         log.info("stt %.2f s of audio -> %d chars in %.0f ms (speech=%s)", transcript.duration_s, len(transcript.text),
                  elapsed_ms, transcript.speech)
         return JSONResponse({"text": transcript.text, "language": transcript.language,
@@ -132,6 +146,7 @@ def create_app(settings: Settings, engines: ServiceEngines,
         rate = PIPELINE_RATE if raw else settings.tts.sample_rate
         speech = await engines.tts.speak(body.text, body.voice, body.speed, rate)
         cache = "hit" if speech.from_cache else "miss"
+        request.state.tts_chars, request.state.tts_cache_hit = len(body.text), speech.from_cache
         headers = {"X-Cache": cache, "X-Audio-Duration": f"{speech.duration_s:.3f}"}
         log.info("tts %d chars -> %.2f s of audio in %.1f ms (cache %s)", len(body.text), speech.duration_s,
                  (time.perf_counter() - started) * 1000, cache)
@@ -260,29 +275,34 @@ def _json_body(model: type[BaseModel]) -> dict:
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProviderError)
-    async def provider_error(_: Request, exc: ProviderError) -> JSONResponse:
+    async def provider_error(request: Request, exc: ProviderError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("%s", exc.message)
-        body = {"error": exc.message} if exc.kind is None else {"error": exc.message, "kind": exc.kind}
-        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+        return _error(request.url.path, exc.status, exc.message, exc.kind, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         """Starlette's own refusals (unknown route, wrong method, malformed multipart) in our error shape."""
-        message = {404: f"no route {request.url.path}: use POST /stt, /llm or /tts",
+        message = {404: f"no route {request.url.path}: use POST /stt, /llm or /tts, or the OpenAI API under /v1",
                    405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
-        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+        return _error(request.url.path, exc.status_code, message, headers=exc.headers)
 
     @app.exception_handler(ClientDisconnect)
     async def client_gone(request: Request, _: ClientDisconnect) -> JSONResponse:
         """The client left (or was cut off at body_timeout_s) before its body arrived: nobody reads the answer."""
         log.info("%s: the client went away before its request body arrived", request.url.path)
-        return JSONResponse({"error": "the client disconnected"}, status_code=400)
+        return _error(request.url.path, 400, "the client disconnected")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+        return _error(request.url.path, 500, f"internal error: {type(exc).__name__}")
+
+
+def _error(path: str, status: int, message: str, kind: str | None = None,
+           headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(path, status, message, kind), status_code=openai_status(path, status),
+                        headers=headers)
 
 
 class BodyTooLarge(ProviderError):
@@ -302,7 +322,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            response = JSONResponse({"error": BodyTooLarge(self.max_bytes).message}, status_code=413)
+            response = _error(scope["path"], 413, BodyTooLarge(self.max_bytes).message)
             return await response(scope, receive, send)
         received = 0
 

@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,36 @@ class WhisperSTT:
         )
         return list(segments), info
 
+    async def transcribe_note(self, decode: Callable[[], np.ndarray], language: str | None = None, *,
+                              task: str = "transcribe", words: bool = False, prompt: str | None = None,
+                              temperature: float | None = None) -> Note:
+        """A recording of any length (a voice note, an OpenAI-API upload) with segment timestamps, and word ones
+        when `words`: a separate decode from the utterance fast path (timestamps on, every 30 s window, the
+        previous window's text as context). `task` "translate" gives English. Same worker as `transcribe`."""
+        language = normalize_language(language) or self.default_language
+        return await self.worker.run(lambda: self._transcribe_note(decode(), language, task, words, prompt,
+                                                                   temperature))
+
+    def _transcribe_note(self, samples: np.ndarray, language: str | None, task: str, words: bool,
+                         prompt: str | None, temperature: float | None) -> Note:
+        s = self.settings
+        duration = samples.size / PIPELINE_RATE
+        if check_speech(samples, s.speech_check, s.silence_dbfs, s.vad_threshold) is None:
+            return Note("", language, duration, ())
+        fallback = _FALLBACK_TEMPERATURES if s.temperature_fallback else 0.0
+        pieces, info = self.model.transcribe(
+            samples, language=language, task=task, beam_size=s.beam_size, best_of=s.beam_size,
+            temperature=fallback if temperature is None else temperature, initial_prompt=prompt or None,
+            condition_on_previous_text=True, without_timestamps=False, word_timestamps=words, vad_filter=False,
+        )
+        segments = tuple(NoteSegment(
+            piece.start, piece.end, piece.text.strip(), tuple(piece.tokens), piece.temperature or 0.0,
+            piece.avg_logprob, piece.compression_ratio, piece.no_speech_prob,
+            tuple(NoteWord(w.start, w.end, w.word.strip(), w.probability) for w in piece.words or ()),
+        ) for piece in pieces)
+        text = " ".join(segment.text for segment in segments if segment.text).strip()
+        return Note(text, info.language, duration, segments)
+
     def close(self) -> None:
         self.worker.shutdown()
 
@@ -209,3 +240,34 @@ def degenerate(text: str, segments, language_probability: float, seconds: float,
     if language_probability < MIN_LANGUAGE_PROBABILITY:
         return "an unsure language detection"
     return None
+
+
+@dataclass(frozen=True)
+class NoteWord:
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class NoteSegment:
+    start: float
+    end: float
+    text: str
+    tokens: tuple[int, ...]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    words: tuple[NoteWord, ...]
+
+
+@dataclass(frozen=True)
+class Note:
+    """A long recording's transcript (or English translation), with the segments and words that make it up."""
+
+    text: str
+    language: str | None
+    duration_s: float
+    segments: tuple[NoteSegment, ...]

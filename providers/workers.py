@@ -12,11 +12,13 @@ import asyncio
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from zapvoice.providers.errors import ProviderError
+from zapvoice.providers.metrics import METRICS
 
 T = TypeVar("T")
 
@@ -31,6 +33,8 @@ class BoundedWorker:
         self._lock = threading.Lock()
         self._in_flight = 0
         self._mean_job_s: float | None = None  # moving average of finished jobs, for Retry-After
+        gone = weakref.ref(self)  # the gauge reads the newest worker of this name; it does not keep it alive
+        METRICS.queue_depth.labels(name).set_function(lambda: worker.in_flight if (worker := gone()) else 0)
 
     @property
     def in_flight(self) -> int:
@@ -53,6 +57,7 @@ class BoundedWorker:
 
     def _refuse_if_full(self) -> None:
         if self._in_flight >= self.capacity:
+            METRICS.rejections.labels(self.name).inc()
             raise ProviderError(
                 503, f"the {self.name} engine is busy ({self._in_flight} jobs in flight); retry later",
                 headers={"Retry-After": str(self._retry_after_s())},

@@ -63,6 +63,8 @@ def decode_audio(body: bytes, content_type: str | None, max_seconds: float, *, m
         raise AudioError("the request body is empty: send the audio as the body (WAV, FLAC, OGG or raw s16le)")
     limits = _Limits(max_seconds, max_channels, max_samples)
     media = MediaType.parse(content_type)
+    if _is_mp4_or_aac(body):
+        return _read_with_pyav(body, limits)
     if body.startswith(_CONTAINER_MAGIC) or (media.mime not in RAW_PCM_TYPES and _is_audio_type(media.mime)):
         return _read_container(body, limits)
     if media.mime in RAW_PCM_TYPES:
@@ -120,6 +122,45 @@ def _read_container(body: bytes, limits: _Limits) -> tuple[np.ndarray, float]:
         reason = exc.error_string if isinstance(exc, soundfile.LibsndfileError) else exc  # without the BytesIO repr
         raise AudioError(f"cannot read the audio: {reason}") from exc
     return stream.finish(), decoded / rate
+
+
+def _is_mp4_or_aac(body: bytes) -> bool:
+    """M4A/MP4 (an 'ftyp' box first) or raw ADTS AAC (sync word 0xFFF, layer 0): what libsndfile cannot read."""
+    return body[4:8] == b"ftyp" or (len(body) > 1 and body[0] == 0xFF and body[1] & 0xF6 == 0xF0)
+
+
+def _read_with_pyav(body: bytes, limits: _Limits) -> tuple[np.ndarray, float]:
+    """M4A/AAC through PyAV (FFmpeg's decoders; faster-whisper depends on it already). The limits are checked
+    from the header's duration first, then again on every decoded frame: the header of an MP4 can lie."""
+    import av  # only for the uploads that need it
+
+    out: list[np.ndarray] = []
+    decoded = 0
+    try:
+        with av.open(io.BytesIO(body), mode="r") as container:
+            if not container.streams.audio:
+                raise AudioError("the file has no audio stream")
+            stream = container.streams.audio[0]
+            rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
+            if not rate or not channels:
+                raise AudioError("the audio header gives no sample rate or channels")
+            if stream.duration is not None and stream.time_base is not None:
+                seconds = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                seconds = container.duration / av.time_base
+            else:
+                raise AudioError("the audio header gives no duration")
+            limits.check(round(seconds * rate), rate, channels)
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=PIPELINE_RATE)
+            for frame in container.decode(stream):
+                decoded += frame.samples
+                limits.check(decoded, rate, channels)
+                out.extend(piece.to_ndarray().reshape(-1) for piece in resampler.resample(frame))
+            out.extend(piece.to_ndarray().reshape(-1) for piece in resampler.resample(None))
+    except av.error.FFmpegError as exc:
+        raise AudioError(f"cannot read the audio: {exc}") from exc
+    samples = np.concatenate(out) if out else np.zeros(0, np.float32)
+    return np.nan_to_num(samples.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=-1.0), decoded / rate
 
 
 def _read_raw_pcm(body: bytes, media: MediaType, limits: _Limits) -> tuple[np.ndarray, float]:
@@ -180,6 +221,23 @@ def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
     pcm = samples if samples.dtype == np.int16 else to_int16(samples)
     buffer = io.BytesIO()
     soundfile.write(buffer, pcm, rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+# What encode_audio writes: (soundfile format, subtype, content type).
+ENCODINGS = {
+    "wav": ("WAV", "PCM_16", "audio/wav"),
+    "flac": ("FLAC", "PCM_16", "audio/flac"),
+    "opus": ("OGG", "OPUS", "audio/ogg"),  # Ogg Opus: what WhatsApp plays as a voice note
+    "mp3": ("MP3", "MPEG_LAYER_III", "audio/mpeg"),
+}
+
+
+def encode_audio(pcm: np.ndarray, rate: int, encoding: str) -> bytes:
+    """int16 or float mono samples as a file: one of ENCODINGS (libsndfile: FLAC, libopus, LAME)."""
+    kind, subtype, _ = ENCODINGS[encoding]
+    buffer = io.BytesIO()
+    soundfile.write(buffer, pcm, rate, subtype=subtype, format=kind)
     return buffer.getvalue()
 
 

@@ -94,6 +94,10 @@ class ServiceSettings(Section):
         description="Open connections at most; more get 503 at once (logged). Lowered to fit the open-file limit, "
         "which start-up raises to the hard limit.",
     )
+    metrics: Literal["token", "public", "off"] = Field(
+        "token", description="Prometheus /metrics: token (the bearer token, when one is set), public (no token "
+        "asked), off (no route, and requests are not counted).",
+    )
     api_docs: Literal["auto", "on", "off"] = Field(
         "auto", description="Serve the API docs at /docs, /redoc and /openapi.json. auto: only on a loopback host."
     )
@@ -182,6 +186,15 @@ class STTSettings(Section):
         11_520_000, ge=1,
         description="Most samples (frames × channels, read from the header) an /stt upload may decode to: 60 s of "
         "96 kHz stereo. A small compressed file can hold far more (413 beyond).",
+    )
+    max_note_s: float = Field(
+        900.0, gt=0, description="Longest audio /v1/audio/transcriptions and /translations accept: voice notes and "
+        "recordings, decoded in 30 s windows with timestamps (413 beyond).",
+    )
+    max_note_samples: int = Field(
+        86_400_000, ge=1,
+        description="Most samples (frames × channels, read from the header) a /v1/audio upload may decode to: "
+        "stt.max_note_s of 48 kHz stereo (413 beyond).",
     )
     concurrency: int = Field(1, ge=1, description="Transcriptions run at once.")
     queue: int = Field(8, ge=0, description="Transcriptions allowed to wait; more get 503 + Retry-After.")
