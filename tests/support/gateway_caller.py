@@ -81,6 +81,14 @@ class GatewayCaller:
         await self._spoken.wait()
         return start, start + pcm.size / self.rate
 
+    async def talk_over_the_reply(self, speech: np.ndarray, into_s: float = 1.5) -> tuple[float, float]:
+        """Say `speech`, wait until the bot's reply has gone on for `into_s`, then say it again over the reply (a
+        barge-in); returns (start, end) of the second time."""
+        _, end = await self.say(speech)
+        await self.until(lambda: any(start > end for start, _ in self.segments()))
+        await self.clock.sleep(into_s)
+        return await self.say(speech)
+
     async def press(self, digit: str) -> None:
         await self.send({"event": "dtmf", "digit": digit})
 
