@@ -8,6 +8,7 @@ to their kind and capped (`reason_label`).
 
 from __future__ import annotations
 
+import hmac
 import re
 import threading
 import time
@@ -93,6 +94,19 @@ class Metrics:
 
 
 METRICS = Metrics()
+
+
+def scrape(mode: str, token: str | None, authorization: str | None) -> tuple[int, bytes, str]:
+    """GET /metrics on a port that is not the service's (the agent's, the gateway's): status, body and
+    content type under service.metrics. "token" asks for the bearer token when one is set, as the service does."""
+    if mode == "off":
+        return 404, b'{"error": "metrics are off (service.metrics)"}', "application/json"
+    if mode == "token" and token is not None:
+        expected = f"Bearer {token}".encode()
+        if not hmac.compare_digest((authorization or "").encode(), expected):
+            return 401, b'{"error": "missing or wrong bearer token"}', "application/json"
+    body, content_type = METRICS.exposition()
+    return 200, body, content_type
 
 
 class RequestMetrics:

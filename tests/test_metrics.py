@@ -12,10 +12,12 @@ import threading
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from zapvoice.agent.zuckzapgo.webhook import create_agent_app
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.workers import BoundedWorker
 
 from tests.conftest import TOKEN
+from tests.support.servers import serve_in_thread
 from tests.support.speech import speak
 from tests.test_gateway import caller, engines, gateway, gateway_settings, until, utterance  # noqa: F401 - fixtures
 from zapvoice.audio import PIPELINE_RATE, wav_bytes
@@ -129,3 +131,49 @@ def test_scraped_during_a_call_turn_timings_barge_ins_and_call_ends(service, gat
     assert grew(during, "zapvoice_turn_seconds_bucket", stage="first_audio", le="+Inf") >= 1
     assert grew(during, "zapvoice_call_ends_total", reason="the caller hung up", **labels) == 0
     assert grew(after, "zapvoice_call_ends_total", reason="the caller hung up", **labels) == 1
+
+
+class _IdleAgent:
+    calls: dict = {}
+    reachable = True
+
+    def poll_soon(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("mode", "headers", "status"), [("token", {}, 401), ("token", AUTH, 200),
+                                                          ("public", {}, 200), ("off", AUTH, 404)])
+def test_the_agents_port_serves_metrics_as_the_service_does(mode, headers, status):
+    app = serve_in_thread(create_agent_app(_IdleAgent(), None, mode, TOKEN))
+    try:
+        answer = httpx.get(f"{app.url}/metrics", headers=headers, timeout=10)
+    finally:
+        app.stop()
+    assert answer.status_code == status
+    if status == 200:
+        names = {family.name for family in text_string_to_metric_families(answer.text)}
+        assert {"zapvoice_active_calls", "zapvoice_turn_seconds", "zapvoice_call_ends"} <= names
+    else:
+        assert "error" in answer.json()
+
+
+def test_the_gateways_port_serves_metrics_during_a_call(gateway_settings, engines, clock, loop_llm,  # noqa: F811
+                                                       utterance):  # noqa: F811
+    settings = gateway_settings(metrics="token")
+
+    async def scenario():
+        async with gateway(settings, engines, clock, loop_llm) as server, caller(server, clock) as phone, \
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as http:
+            await phone.call()
+            await phone.reply_after(0.0)
+            refused = await http.get("/metrics")
+            during = await http.get("/metrics", headers=AUTH)
+            await phone.hang_up()
+            return refused, during
+
+    refused, during = clock.run(scenario())
+    assert refused.status_code == 401
+    assert during.status_code == 200 and during.headers["content-type"].startswith("text/plain; version=")
+    samples = {(sample.name, frozenset(sample.labels.items())): sample.value
+               for family in text_string_to_metric_families(during.text) for sample in family.samples}
+    assert value(samples, "zapvoice_active_calls", transport="gateway") >= 1

@@ -38,7 +38,9 @@ async def serving(settings: Settings, engines: Engines | None,
 
         def handle(socket: GatewaySocket, info: CallInfo):
             return AgentCall(socket, info, settings, engines, clock).run()
-    async with GatewayServer(settings.gateway, handle, settings.agent.max_calls) as server:
+    token = settings.service.token.get_secret_value() if settings.service.token else None
+    async with GatewayServer(settings.gateway, handle, settings.agent.max_calls,
+                             metrics=settings.service.metrics, token=token) as server:
         yield server
 
 

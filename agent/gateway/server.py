@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from zapvoice.agent.gateway.protocol import GatewaySocket, Hangup, IncomingCall
 from zapvoice.agent.line import CallInfo
+from zapvoice.providers.metrics import scrape
 
 from zapvoice.settings import DEFAULT_GATEWAY_PORT, GatewaySettings
 
@@ -33,8 +34,12 @@ class GatewayServer:
     """`async with GatewayServer(settings, handler, max_calls) as server:` listens until the block ends, then hangs up
     every call."""
 
-    def __init__(self, settings: GatewaySettings, handle: CallHandler, max_calls: int):
+    def __init__(self, settings: GatewaySettings, handle: CallHandler, max_calls: int, metrics: str = "off",
+                 token: str | None = None):
+        """`metrics` and `token`: service.metrics and service.token, for GET /metrics on the gateway's port."""
         self.settings = settings
+        self.metrics = metrics
+        self.token = token
         self.max_calls = max_calls
         self.handle = handle
         self.calls: set[GatewaySocket] = set()  # answered and in progress
@@ -85,12 +90,19 @@ class GatewayServer:
         return context
 
     def _health(self, connection: ServerConnection, request: Request) -> Response | None:
-        """GET /health answers over plain HTTP (a load balancer's or container's check); other paths are calls."""
-        if request.path.partition("?")[0] != "/health":
+        """GET /health and /metrics answer over plain HTTP (a load balancer's or container's check, a Prometheus
+        scrape); other paths are calls."""
+        path = request.path.partition("?")[0]
+        if path == "/health":
+            health = {"status": "ok", "calls": len(self.calls)}
+            status, body, content_type = 200, (json.dumps(health) + "\n").encode(), "application/json"
+        elif path == "/metrics":
+            status, body, content_type = scrape(self.metrics, self.token, request.headers.get("Authorization"))
+        else:
             return None
-        response = connection.respond(HTTPStatus.OK, json.dumps({"status": "ok", "calls": len(self.calls)}) + "\n")
+        response = connection.respond(HTTPStatus(status), body.decode())  # sets Content-Length
         del response.headers["Content-Type"]
-        response.headers["Content-Type"] = "application/json"
+        response.headers["Content-Type"] = content_type
         return response
 
     async def _connection(self, ws: ServerConnection) -> None:

@@ -55,7 +55,9 @@ def run_agent(settings: Settings) -> int:
     """Answer every call until SIGINT/SIGTERM, with the health and webhook routes on --host/--port."""
     async def serve(agent: ZuckZapGoAgent, stop: asyncio.Event) -> int:
         secret = settings.zuckzapgo.webhook_secret.get_secret_value() if settings.zuckzapgo.webhook_secret else None
-        server = _Server(server_config(create_agent_app(agent, secret), settings.service, log_level="warning"))
+        token = settings.service.token.get_secret_value() if settings.service.token else None
+        app = create_agent_app(agent, secret, settings.service.metrics, token)
+        server = _Server(server_config(app, settings.service, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         stopping = asyncio.create_task(stop.wait())
         log.info("agent answering calls of %s; health at http://%s:%d/health%s", settings.zuckzapgo.url,

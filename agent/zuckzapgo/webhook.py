@@ -1,4 +1,5 @@
-"""The agent's small HTTP service: a health check, and the route ZuckZapGo's webhook posts call events to.
+"""The agent's small HTTP service: a health check, Prometheus /metrics, and the route ZuckZapGo's webhook
+posts call events to.
 
 A webhook only makes the agent poll at once, so a ringing call is answered without waiting for
 the next poll. Its payload shape is not documented, so the call id is not trusted: the poll
@@ -13,16 +14,19 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
+from zapvoice.providers.metrics import scrape
 
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 256 * 1024
 
 
-def create_agent_app(agent: ZuckZapGoAgent, secret: str | None) -> Starlette:
+def create_agent_app(agent: ZuckZapGoAgent, secret: str | None, metrics: str = "off",
+                     token: str | None = None) -> Starlette:
+    """`metrics` and `token`: service.metrics and service.token, as the service's /metrics uses them."""
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "calls": len(agent.calls),
                              "zuckzapgo": {None: "unknown", True: "reachable", False: "unreachable"}[agent.reachable]})
@@ -46,7 +50,11 @@ def create_agent_app(agent: ZuckZapGoAgent, secret: str | None) -> Starlette:
             agent.poll_soon()
         return JSONResponse({"ok": True})
 
-    routes = [Route("/health", health)]
+    async def prometheus(request: Request) -> Response:
+        status, body, content_type = scrape(metrics, token, request.headers.get("authorization"))
+        return Response(body, status_code=status, media_type=content_type)
+
+    routes = [Route("/health", health), Route("/metrics", prometheus)]
     if secret:
         routes.append(Route("/zuckzapgo/webhook", webhook, methods=["POST"]))
     return Starlette(routes=routes)
