@@ -129,14 +129,17 @@ def run_agent_process(config: dict, serve=None) -> None:
 async def _agents(config: dict) -> None:
     all_settings = [Settings(_env_file=None, **nest(values)) for values in config["agents"]]
     first = all_settings[0]
-    if config["engines"] == "models":
-        backends = Engines(load_whisper(first), OpenAIChat(first.llm), load_voices(first))
+    if config["engines"] == "models":  # one Whisper per distinct stt section (agents may differ in it), one voice
+        llm, tts = OpenAIChat(first.llm), load_voices(first)
+        whispers = {key: load_whisper(s) for key, s in {s.stt.model_dump_json(): s for s in all_settings}.items()}
+        engines_of = [Engines(whispers[s.stt.model_dump_json()], llm, tts) for s in all_settings]
     else:
-        backends = instant_backends(config)
-    await cache_fixed_phrases(backends, first)
+        engines_of = [instant_backends(config)] * len(all_settings)
+    for engines, s in {id(e): (e, s) for e, s in zip(engines_of, all_settings)}.values():
+        await cache_fixed_phrases(engines, s)
     freeze_heap()
     apis = [ZuckZapGoAPI(s.zuckzapgo.url, s.zuckzapgo.token.get_secret_value()) for s in all_settings]
-    agents = [ZuckZapGoAgent(s, backends, api) for s, api in zip(all_settings, apis)]
+    agents = [ZuckZapGoAgent(s, engines, api) for s, engines, api in zip(all_settings, engines_of, apis)]
     pollers = [asyncio.create_task(agent.run()) for agent in agents]
     await watched_until_sigterm(config)
     for poller in pollers:
@@ -146,7 +149,10 @@ async def _agents(config: dict) -> None:
     for api in apis:
         await api.aclose()
     if config["engines"] == "models":
-        await backends.aclose()
+        for whisper in whispers.values():
+            whisper.close()
+        await llm.aclose()
+        tts.close()
 
 
 def instant_backends(config: dict) -> Engines:
@@ -507,35 +513,50 @@ def real_recordings() -> list[Recording]:
             for clip in english_clips()]
 
 
+@dataclass(frozen=True)
+class ModelVariant:
+    label: str
+    speculative_stt: bool
+    short_window: bool
+
+
+MODEL_VARIANTS = (ModelVariant("short window, speculative STT (the defaults)", True, True),
+                  ModelVariant("padded 30 s window, speculative STT", True, False),
+                  ModelVariant("short window, no speculative STT", False, True))
+
+
 def bench_models(work: Path, turns: int, recordings: list[Recording]) -> list[str]:
-    """Two agents on one set of real engines (Whisper base, the joe voice), speculative STT on and off, each on
-    its own fake engine; one turn at a time, alternating which goes first."""
+    """Three agents on real engines (Whisper base, the joe voice): the defaults, the padded Whisper window
+    (stt.short_window off) and no speculative STT, each on its own fake engine; one turn at a time, in a
+    rotating order."""
     llm = FakeLLM(work)
-    fakes = {spec: FakeZuckZapGo(work) for spec in (True, False)}
-    records = {spec: work / f"records-models-{'spec' if spec else 'nospec'}" for spec in (True, False)}
+    fakes = {v: FakeZuckZapGo(work) for v in MODEL_VARIANTS}
+    records = {v: work / f"records-models-{n}" for n, v in enumerate(MODEL_VARIANTS)}
     models = dict(whisper_model=str(whisper_base_dir()), voices=[str(joe_voice())], llm_url=llm.url,
-                  llm_model="pace-300-30", tts_cache_bytes=0)  # each recording is said in both variants
-    said_texts: dict[bool, list[Recording]] = {True: [], False: []}
+                  llm_model="pace-300-30", tts_cache_bytes=0)  # each recording is said in every variant
+    said_texts: dict[ModelVariant, list[Recording]] = {v: [] for v in MODEL_VARIANTS}
     agent = None
     try:
-        agent = AgentProcess(work, "models", [agent_values(fakes[spec], records[spec], agent_speculative_stt=spec,
-                                                           **models) for spec in (True, False)])
+        agent = AgentProcess(work, "models", [agent_values(fakes[v], records[v], agent_speculative_stt=v.speculative_stt,
+                                                           stt_short_window=v.short_window, **models)
+                                              for v in MODEL_VARIANTS])
 
-        async def scenario() -> dict[bool, tuple[dict, list[Turn]]]:
-            phones = {spec: Phone(fake) for spec, fake in fakes.items()}
+        async def scenario() -> dict[ModelVariant, tuple[dict, list[Turn]]]:
+            phones = {v: Phone(fake) for v, fake in fakes.items()}
             try:
-                calls = {spec: (await phone.ring())[0] for spec, phone in phones.items()}
-                said: dict[bool, list[Turn]] = {True: [], False: []}
-                for spec, phone in phones.items():
-                    await phone.answered([calls[spec]])
-                    await phone.quiet_after(calls[spec], 0.0, timeout=60)  # the greeting
-                for n in range(turns):  # interleaved, never at the same time: A B, B A, ...
+                calls = {v: (await phone.ring())[0] for v, phone in phones.items()}
+                said: dict[ModelVariant, list[Turn]] = {v: [] for v in MODEL_VARIANTS}
+                for v, phone in phones.items():
+                    await phone.answered([calls[v]])
+                    await phone.quiet_after(calls[v], 0.0, timeout=60)  # the greeting
+                for n in range(turns):  # one at a time, never together, the order rotating turn by turn
                     recording = recordings[n % len(recordings)]
-                    for spec in (True, False) if n % 2 == 0 else (False, True):
-                        said[spec] += await converse(phones[spec], calls[spec], [recording.utterance], quiet_s=1.0)
-                        said_texts[spec].append(recording)
+                    order = MODEL_VARIANTS[n % len(MODEL_VARIANTS):] + MODEL_VARIANTS[:n % len(MODEL_VARIANTS)]
+                    for v in order:
+                        said[v] += await converse(phones[v], calls[v], [recording.utterance], quiet_s=1.0)
+                        said_texts[v].append(recording)
                     print(f"models: turn {n + 1}/{turns} ({recording.name})", file=sys.stderr)
-                return {spec: (await phones[spec].report(calls[spec]), said[spec]) for spec in phones}
+                return {v: (await phones[v].report(calls[v]), said[v]) for v in phones}
             finally:
                 for phone in phones.values():
                     await phone.aclose()
@@ -550,26 +571,26 @@ def bench_models(work: Path, turns: int, recordings: list[Recording]) -> list[st
             agent.stop()
         for child in (*fakes.values(), llm):
             child.stop()
-    rows = ["| speculative STT | turns answered | **reply time p50** | p95 | max | VAD floor p50 | reply - floor p50 | "
+    rows = ["| variant | turns answered | **reply time p50** | p95 | max | VAD floor p50 | reply - floor p50 | "
             "agent record: first_audio_ms - 600, p50 | stt_ms p50 | first_token_ms p50 | first_audio_ms p50 | "
             "speculative transcript used | WER % of the agent's transcripts |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     p50 = {}
-    for spec in (True, False):
-        report, said = results[spec]
+    for v in MODEL_VARIANTS:
+        report, said = results[v]
         overhead = reply_overheads(report, said)
         floors = [t.utterance.vad_end_floor_s * 1000 for t in said]
         added = [o - f for o, f in zip(overhead, floors) if o is not None]
-        turns_recorded = record_turns(records[spec])
-        answered = [v for v in overhead if v is not None]
-        p50[spec] = percentile(answered, 50) if answered else math.nan
+        turns_recorded = record_turns(records[v])
+        answered = [x for x in overhead if x is not None]
+        p50[v] = percentile(answered, 50) if answered else math.nan
         recorded = [t["first_audio_ms"] - END_SILENCE_S * 1000 for t in turns_recorded]
-        if len(turns_recorded) == len(said_texts[spec]):
-            errors = sum((word_errors(r.text, t["user"], "en") for r, t in zip(said_texts[spec], turns_recorded)), NO_ERRORS)
+        if len(turns_recorded) == len(said_texts[v]):
+            errors = sum((word_errors(r.text, t["user"], "en") for r, t in zip(said_texts[v], turns_recorded)), NO_ERRORS)
             wer = f"{errors.rate * 100:.1f} ({errors.errors} / {errors.words})"
         else:
-            wer = f"n/a ({len(turns_recorded)} turns recorded for {len(said_texts[spec])} said)"
+            wer = f"n/a ({len(turns_recorded)} turns recorded for {len(said_texts[v])} said)"
         high = "p95" if len(answered) >= 20 else None
-        rows.append(f"| {'on' if spec else 'off'} | {len(answered)}/{len(overhead)} | "
+        rows.append(f"| {v.label} | {len(answered)}/{len(overhead)} | "
                     f"**{stats(overhead, 50)[0]}** | {stats(overhead, 95)[0] if high else 'n<20'} | {stats(overhead, 100)[0]} | "
                     f"{stats(floors, 50)[0]} | {stats(added, 50)[0]} | {stats(recorded, 50)[0]} | "
                     f"{stats([t['stt_ms'] for t in turns_recorded], 50)[0]} | "
@@ -579,18 +600,21 @@ def bench_models(work: Path, turns: int, recordings: list[Recording]) -> list[st
     by_clip = []
     for kind, label in (("librivox", "LibriVox sentences (3-7 s)"), ("cards", "cards phrases (1-3.5 s)")):
         cells = []
-        for spec in (True, False):
-            report, said = results[spec]
-            values = [v for v, r in zip(reply_overheads(report, said), said_texts[spec])
-                      if v is not None and r.name.startswith("sense") == (kind == "librivox")]
+        for v in MODEL_VARIANTS:
+            report, said = results[v]
+            values = [x for x, r in zip(reply_overheads(report, said), said_texts[v])
+                      if x is not None and r.name.startswith("sense") == (kind == "librivox")]
             cells.append(f"{stats(values, 50)[0]} (n={len(values)})")
         by_clip.append(f"| {label} | {' | '.join(cells)} |")
-    rows += ["", "| caller audio | reply time p50, speculative on | off |", "|---|---|---|", *by_clip,
+    defaults, padded, no_spec = MODEL_VARIANTS
+    rows += ["", f"| caller audio | {' | '.join(f'reply time p50, {v.label}' for v in MODEL_VARIANTS)} |",
+             "|---|---|---|---|", *by_clip,
              "", f"Reply time = first bot frame at the engine - end of the caller's speech - 600 ms (vad_end_silence_ms); "
              f"n = {turns} turns per variant ({len(recordings)} recordings, each said {turns / len(recordings):g} times "
-             "per variant, interleaved). VAD floor: what an infinitely fast agent would show with these recordings "
-             "(frame timing). Saving of speculative STT (p50 off - p50 on): "
-             f"**{p50[False] - p50[True]:.0f} ms**. Record times are ms after the agent's end of speech (its "
+             "per variant, in a rotating order). VAD floor: what an infinitely fast agent would show with these "
+             "recordings (frame timing). Saving of the short window (p50 padded - p50 defaults): "
+             f"**{p50[padded] - p50[defaults]:.0f} ms**; of speculative STT (p50 without - p50 defaults): "
+             f"**{p50[no_spec] - p50[defaults]:.0f} ms**. Record times are ms after the agent's end of speech (its "
              "end-of-turn decision - 600 ms). The reply is the fake LLM's echo, \"Você disse: <transcript>\" "
              "(one sentence, as long as the transcript: 2-22 words), spoken by the joe voice."]
     return rows
@@ -879,7 +903,7 @@ def main() -> None:
         if "models" in only:
             turns = args.model_turns or (4 if quick else 20)
             report += ["", "### Reply time with real models: Whisper base int8 + Piper en_US-joe-medium (real weights), "
-                       "real English recordings, fake LLM pace-300-30, speculative STT on vs off", "",
+                       "real English recordings, fake LLM pace-300-30: short vs padded Whisper window, speculative STT on vs off", "",
                        *bench_models(work, turns, recordings)]
         if "barge-in" in only:
             calls, per_call = (1, 3) if quick else (2, 5)
