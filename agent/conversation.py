@@ -415,7 +415,7 @@ class Conversation:
                 continue
             now = self.clock.now()
             if now - self._started_at >= s.max_call_s:
-                self.end("the call reached agent_max_call_s")
+                self.end("the call reached agent.max_call_s")
             elif self._reply is None and not self.vad.in_speech:
                 quiet = now - self._quiet_since
                 if not self._idle_prompted and quiet >= s.idle_prompt_s:

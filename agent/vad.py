@@ -10,7 +10,7 @@ The events of one utterance come in this order:
 
     SpeechStarted ──┬── PauseStarted ──┬── SpeechResumed   (back to speaking; repeatable)
                     │                  └── TurnEnded       (same audio as PauseStarted)
-                    ├── TurnEnded      (vad_max_utterance_s reached, or a steady sound took over)
+                    ├── TurnEnded      (vad.max_utterance_s reached, or a steady sound took over)
                     └── NoiseDropped   (too short to be speech, or a steady sound)
 
 PauseStarted is only sent for an utterance long enough to be a turn, so it is always
@@ -77,8 +77,8 @@ class TurnEnded:
     pause it is the audio the PauseStarted of the same `utterance` carried, so its speculative
     transcript stands); `speech_s`: from the onset to where speech stopped (the pause, the cut,
     or the start of a steady sound that took over); `speech_end_s`: when it stopped, on the
-    clock of `at_s`. The decision lags the end by vad_end_silence_ms after a pause, by nothing
-    at the vad_max_utterance_s cut, and by the steady second when a steady sound took over."""
+    clock of `at_s`. The decision lags the end by vad.end_silence_ms after a pause, by nothing
+    at the vad.max_utterance_s cut, and by the steady second when a steady sound took over."""
 
     at_s: float
     audio: np.ndarray = field(repr=False, compare=False)
@@ -114,7 +114,7 @@ class EnergyVAD:
 
     Feed every chunk to `process()` (any size); act on the events it returns. An event's
     `at_s` is when the VAD decided, in seconds of audio since it was created: onsets are
-    confirmed vad_onset_ms late, pauses vad_pause_ms late, turn ends vad_end_silence_ms late.
+    confirmed vad.onset_ms late, pauses vad.pause_ms late, turn ends vad.end_silence_ms late.
     `in_speech`, `speech_ms` and `noise_floor_dbfs` are for barge-in while the bot talks.
     """
 

@@ -129,7 +129,7 @@ class OpenAIChat:
                 yield delta
 
     async def _body(self, response: httpx.Response) -> bytes:
-        """The whole answer, decompressed, read in pieces up to llm_max_reply_bytes (a gzip bomb stops there)."""
+        """The whole answer, decompressed, read in pieces up to llm.max_reply_bytes (a gzip bomb stops there)."""
         body = bytearray()
         async for piece in response.aiter_bytes():
             body += piece
@@ -138,7 +138,7 @@ class OpenAIChat:
         return bytes(body)
 
     async def _lines(self, response: httpx.Response) -> AsyncIterator[str]:
-        """The lines of a streamed answer, each at most llm_max_reply_bytes: httpx's aiter_lines would hold a line
+        """The lines of a streamed answer, each at most llm.max_reply_bytes: httpx's aiter_lines would hold a line
         that never ends (a decompression bomb) whole."""
         pending = b""
         async for piece in response.aiter_bytes():
@@ -152,7 +152,7 @@ class OpenAIChat:
 
     def _too_big(self) -> ProviderError:
         return ProviderError(502, f"the LLM answered more than {self.settings.max_reply_bytes} bytes "
-                                  "(llm_max_reply_bytes)")
+                                  "(llm.max_reply_bytes)")
 
     @contextlib.contextmanager
     def _upstream_errors(self) -> Iterator[None]:
@@ -196,7 +196,7 @@ class OpenAIChat:
 class _Deadline:
     """When one exchange with the upstream must be over: httpx's timeouts bound each read, so an upstream that
     trickles keep-alives (a stuck Ollama, a proxy) would otherwise never time out. A stream must also bring its
-    first token within llm_first_token_timeout_s: a caller is waiting in silence."""
+    first token within llm.first_token_timeout_s: a caller is waiting in silence."""
 
     def __init__(self, settings: LLMSettings, first_token: bool = False):
         self.settings = settings

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from starlette.datastructures import UploadFile
 from zapvoice.providers.errors import ProviderError
-from zapvoice.providers.service import _parse
+from zapvoice.providers.service import parse_json_body
 from zapvoice.providers.stt import Note, NoteSegment
 from zapvoice.providers.tts import MAX_SPEED, MIN_SPEED
 
@@ -123,7 +123,7 @@ def openai_router(settings: Settings, engines: ServiceEngines, authorized: Depen
 
     @router.post("/audio/speech", summary="Text to speech: wav, pcm (24 kHz s16le), flac, opus (Ogg), mp3")
     async def speech(request: Request) -> Response:
-        body = _parse(SpeechRequest, await request.body())
+        body = parse_json_body(SpeechRequest, await request.body())
         if body.model not in speech_models:
             raise _unknown_model(body.model, speech_models)
         if body.response_format not in SPEECH_FORMATS:

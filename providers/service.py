@@ -142,7 +142,7 @@ def create_app(settings: Settings, engines: ServiceEngines,
     async def tts(request: Request) -> Response:
         started = time.perf_counter()
         raw = _wants_raw_pcm(request.headers.get("accept"))
-        body = _parse(TtsRequest, await request.body())
+        body = parse_json_body(TtsRequest, await request.body())
         rate = PIPELINE_RATE if raw else settings.tts.sample_rate
         speech = await engines.tts.speak(body.text, body.voice, body.speed, rate)
         cache = "hit" if speech.from_cache else "miss"
@@ -189,7 +189,7 @@ async def _audio_upload(request: Request) -> tuple[bytes, str | None]:
     return await upload.read(), upload.content_type
 
 
-def _parse(model: type[BaseModel], body: bytes):
+def parse_json_body(model: type[BaseModel], body: bytes):
     """JSON whatever the content type says (curl -d sends form type), validated into `model`."""
     try:
         return model.model_validate_json(body)
@@ -223,14 +223,14 @@ async def _body_within(request: Request, max_bytes: int, refusal: str) -> bytes:
 
 
 def _llm_body_limit(settings: LLMSettings) -> int:
-    """The largest JSON a conversation within llm_max_chars and llm_max_messages can be: 12 bytes a character
+    """The largest JSON a conversation within llm.max_chars and llm.max_messages can be: 12 bytes a character
     (an emoji escaped as a surrogate pair), 256 bytes of keys, indentation and ignored fields a message."""
     return 12 * settings.max_chars + 256 * settings.max_messages + 4096
 
 
 def _llm_body_too_large(settings: LLMSettings) -> str:
-    return (f"the /llm body is larger than {_llm_body_limit(settings):,} bytes, the most llm_max_chars "
-            f"({settings.max_chars}) and llm_max_messages ({settings.max_messages}) can take")
+    return (f"the /llm body is larger than {_llm_body_limit(settings):,} bytes, the most llm.max_chars "
+            f"({settings.max_chars}) and llm.max_messages ({settings.max_messages}) can take")
 
 
 def _parse_llm_request(raw: bytes, settings: LLMSettings) -> LlmRequest:

@@ -179,7 +179,7 @@ def test_an_idle_caller_is_prompted_once_then_hung_up_on(tmp_path):
 def test_the_call_length_is_limited(tmp_path, utterance):
     call, _, _, tts = rig(tmp_path, [STORY], agent_max_call_s=6.0)
     reason = call.play([UntilBotDone(), Say(utterance)])
-    assert reason == "the call reached agent_max_call_s"
+    assert reason == "the call reached agent.max_call_s"
     farewell = "Obrigado pela ligação. Tchau!"
     assert tts.texts[-1][0] == farewell
     # The farewell starts at the limit and the hangup waits until it has been heard.
@@ -193,7 +193,7 @@ def test_a_call_limit_reached_while_the_caller_talks_ends_with_the_farewell(tmp_
     farewell = "Nosso tempo acabou. Obrigado pela ligação, foi um prazer falar com você. Até a próxima, tchau!"
     call, _, _, tts = rig(tmp_path, ["Não devia ser dito."], agent_max_call_s=4.0, agent_farewell=farewell)
     reason = call.play([UntilBotDone(), Say(utterance), Wait(2.0)])
-    assert reason == "the call reached agent_max_call_s"
+    assert reason == "the call reached agent.max_call_s"
     assert [text for text, _ in tts.texts] == ["Olá! Como posso ajudar?", farewell]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ from tests.support.servers import ServedHere
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
-def test_virtual_time_jumps_to_each_deadline_in_order_and_costs_no_real_time():
+def test_virtual_time_jumps_to_each_deadline_in_order():
     clock = VirtualClock()
     woke: list[tuple[str, float]] = []
 
@@ -34,9 +33,7 @@ def test_virtual_time_jumps_to_each_deadline_in_order_and_costs_no_real_time():
             await asyncio.wait_for(asyncio.Event().wait(), 5.0)  # asyncio's own timers keep the same time
         return clock.now()
 
-    started = time.monotonic()
-    assert clock.run(main()) == pytest.approx(3605.0)
-    assert time.monotonic() - started < 5
+    assert clock.run(main()) == pytest.approx(3605.0)  # on a real clock this would take an hour
     assert woke == [("early", pytest.approx(0.06)), ("timeout", pytest.approx(10.0)), ("late", pytest.approx(3600.0))]
 
 

@@ -127,7 +127,7 @@ def test_connections_over_the_cap_get_503_and_one_log_line(make_settings, caplog
             status, headers, body = answer_of(running.port, get("/health"))
             assert status == 503 and headers["retry-after"] == "1" and "too many" in json.loads(body)["error"]
         assert [r.message for r in caplog.records].count(
-            "2 connections are open, the cap (max_connections): new ones get 503 until some close") == 1
+            "2 connections are open, the cap (service.max_connections): new ones get 503 until some close") == 1
     finally:
         for sock in held:
             sock.close()

@@ -170,8 +170,8 @@ def test_body_too_large_for_the_limits_is_413_before_parsing(client):
         content = many if not headers else iter([many[i : i + 65536] for i in range(0, len(many), 65536)])
         answer = client.post("/llm", content=content, headers={"Content-Type": "application/json", **headers})
         assert answer.status_code == 413
-        assert answer.json() == {"error": "the /llm body is larger than 655,296 bytes, the most llm_max_chars "
-                                          "(50000) and llm_max_messages (200) can take"}
+        assert answer.json() == {"error": "the /llm body is larger than 655,296 bytes, the most llm.max_chars "
+                                          "(50000) and llm.max_messages (200) can take"}
 
 
 def test_too_many_messages_are_counted_before_they_are_validated(client, service):

@@ -63,7 +63,7 @@ class ConnectionCap:
                 self.refused = 0
             return True
         if not self.refused:
-            log.warning("%d connections are open, the cap (max_connections): new ones get 503 until some close",
+            log.warning("%d connections are open, the cap (service.max_connections): new ones get 503 until some close",
                         self.limit)
         self.refused += 1
         return False
@@ -277,7 +277,7 @@ def connection_limit(max_connections: int, open_file_limit: int) -> int:
     room = max(1, open_file_limit - FDS_RESERVED - LINGERING_OVER_CAP)
     if max_connections <= room:
         return max_connections
-    log.warning("the open-file limit (%d) leaves room for %d connections, fewer than max_connections (%d): "
+    log.warning("the open-file limit (%d) leaves room for %d connections, fewer than service.max_connections (%d): "
                 "capping at %d; raise the limit (ulimit -n, systemd LimitNOFILE=) for more",
                 open_file_limit, room, max_connections, room)
     return room

@@ -3,7 +3,7 @@
 The protocol's "Call Flow" (docs/gateway-4143.md §5) answers at 5 s, sends DTMF 1 at 7 s, echoes
 the caller's audio and hangs up at 17 s. Here: answered at once (by the server), DTMF 1 two seconds later, every
 audio message sent straight back as it arrives (so it is paced as the caller sends it, in
-any encoding), and the hangup gateway_echo_hangup_s after the answer.
+any encoding), and the hangup gateway.echo_hangup_s after the answer.
 """
 
 from __future__ import annotations

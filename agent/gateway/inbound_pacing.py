@@ -37,7 +37,7 @@ class RealTimeGate:
         if ahead > self.max_ahead_s:
             if not self._dropped:
                 self.socket.warn_once("audio ahead", f"audio {ahead:.1f} s ahead of real time: dropping what comes "
-                                                     f"faster (gateway_max_ahead_s {self.max_ahead_s:g})")
+                                                     f"faster (gateway.max_ahead_s {self.max_ahead_s:g})")
             self._dropped += 1
             self._dropped_s += seconds
             return False

@@ -28,7 +28,7 @@ SEND_DTMF_TOOL = {"type": "function", "function": {
 
 
 class GatewayLine:
-    """The Playout sends `gateway_chunk_ms` frames at 16 kHz; each goes out as one audio message.
+    """The Playout sends `gateway.chunk_ms` frames at 16 kHz; each goes out as one audio message.
     Keys are pressed in the background, so speech never waits for them; `aclose()` stops them."""
 
     def __init__(self, socket: GatewaySocket, edge: EdgeAudio, settings: GatewaySettings, clock: Clock):

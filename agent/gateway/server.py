@@ -117,7 +117,7 @@ class GatewayServer:
                             extra={"session_id": incoming.session_id})
             socket.label = f"call {info.call_id}"
             if len(self.calls) >= self.max_calls:
-                log.warning("declining %s from %s: %d calls in progress (agent_max_calls)", socket.label,
+                log.warning("declining %s from %s: %d calls in progress (agent.max_calls)", socket.label,
                             info.caller or "unknown", len(self.calls))
                 await socket.hang_up()
                 return

@@ -114,7 +114,7 @@ class ZuckZapGoAgent:
     async def _inbound(self, call_id: str, peer: str) -> None:
         caller = peer.split("@")[0]
         if len(self.calls) >= self.settings.agent.max_calls:
-            log.warning("declining call %s from %s: %d calls in progress (agent_max_calls)",
+            log.warning("declining call %s from %s: %d calls in progress (agent.max_calls)",
                         call_id, caller, len(self.calls))
             await hang_up_quietly(self.api, call_id)
             return
