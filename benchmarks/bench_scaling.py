@@ -181,7 +181,8 @@ class Run:
 
 async def converse(caller: Caller, recordings: list[Recording], first: int, closing: asyncio.Event,
                    turns: list[Turn]) -> None:
-    """Say one recording after another, each once the bot's reply has played, until `closing` is set."""
+    """Say one recording after another, each once the bot's reply has played, until `closing` (the window's end)
+    is set; the turn under way then is still awaited (it counts if its speech ended inside the window)."""
     await caller.quiet(QUIET_S)  # the greeting
     for n in itertools.count(first):
         if closing.is_set():
@@ -195,6 +196,8 @@ async def converse(caller: Caller, recordings: list[Recording], first: int, clos
             turns.append(Turn(caller.at(end_s), caller.arrivals(end_s)[0] - end_s))
         except AssertionError:
             turns.append(Turn(caller.at(end_s), None))
+        if closing.is_set():
+            return
         await caller.quiet(QUIET_S)
 
 
