@@ -32,8 +32,8 @@ busy calls, far harder than real ones, where the caller listens for longer than 
   is lost. Turns whose speech ended inside the window count; those under way when it closes are awaited.
 - A set-up carries N calls when no turn of the window was lost and the p95 reply latency is within the budget
   (--budget-s, 2.5 s): the "carries" line is the most calls tried that did.
-- CPU %: user + system time of the zapvoice processes (gateway + providers + balancer) and of this process
-  (the callers) over the window; 100 % = one core.
+- CPU %: user + system time over the window of the gateway, of each provider (an even split says the balancer
+  spreads the work), of the balancer and of this process (the callers); 100 % = one core.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class SetUp:
     """One set-up's processes, started in order; the gateway's WebSocket URL."""
 
     def __init__(self, name: str, work: Path, llm_url: str):
-        self.name, self.children = name, []
+        self.name, self.children = name, {}
         models = ["--whisper-model", str(whisper_base_dir()), "--voice", str(joe_voice())]
         gateway_port = free_port()
         self.url = f"ws://127.0.0.1:{gateway_port}"
@@ -112,13 +112,14 @@ class SetUp:
             if name == "local":
                 engines = models
             else:
-                backends = [self._serve(work, models, llm_url) for _ in range(int(name.split()[0]))]
+                backends = [self._serve(f"provider {n}", work, models, llm_url) for n in range(1, int(name[0]) + 1)]
                 balancer = free_port()
-                self._start([sys.executable, __file__, "--run-balancer", ",".join(map(str, [balancer, *backends]))],
+                self._start("balancer", [sys.executable, __file__, "--run-balancer",
+                                         ",".join(map(str, [balancer, *backends]))],
                             work / f"balancer-{balancer}.log", f"http://127.0.0.1:{balancer}/health")
                 base = f"http://127.0.0.1:{balancer}"
                 engines = ["--stt-url", f"{base}/stt", "--tts-url", f"{base}/tts", "-c", "tts.voices=en_US-joe-medium"]
-            self._start([ZAPVOICE, "gateway", "--gateway-port", str(gateway_port), *engines, "--llm-url", llm_url,
+            self._start("gateway", [ZAPVOICE, "gateway", "--gateway-port", str(gateway_port), *engines, "--llm-url", llm_url,
                          "--llm-model", LLM_MODEL, *COMMON, "-c", "agent.record_dir=", "-c", "agent.idle_prompt_s=3600",
                          "-c", "agent.max_call_s=3600", "-c", "agent.max_calls=1000"],
                         work / f"gateway-{gateway_port}.log", f"http://127.0.0.1:{gateway_port}/health")
@@ -126,26 +127,27 @@ class SetUp:
             self.stop()
             raise
 
-    def _serve(self, work: Path, models: list[str], llm_url: str) -> int:
+    def _serve(self, role: str, work: Path, models: list[str], llm_url: str) -> int:
         port = free_port()
-        self._start([ZAPVOICE, "serve", "--port", str(port), *models, "--llm-url", llm_url, *COMMON],
+        self._start(role, [ZAPVOICE, "serve", "--port", str(port), *models, "--llm-url", llm_url, *COMMON],
                     work / f"serve-{port}.log", f"http://127.0.0.1:{port}/ready")
         return port
 
-    def _start(self, args: list[str], log: Path, ready_url: str) -> None:
+    def _start(self, role: str, args: list[str], log: Path, ready_url: str) -> None:
         child = Child(args, log)
-        self.children.append(child)
+        self.children[role] = child
         try:
             wait_ready(ready_url, child.process, timeout=300)
         except RuntimeError:
             print(child.tail(), file=sys.stderr)
             raise
 
-    def cpu(self) -> float:
-        return sum(child.cpu() for child in self.children)
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of each process, by role: gateway, balancer, provider 1, provider 2."""
+        return {role: child.cpu() for role, child in self.children.items()}
 
     def stop(self) -> None:
-        for child in reversed(self.children):
+        for child in reversed(self.children.values()):
             child.stop()
 
 
@@ -161,8 +163,13 @@ class Turn:
 class Run:
     calls: int
     turns: list[Turn] = field(default_factory=list)
-    cpu: float = 0.0  # the zapvoice processes, % of one core
+    cpu: dict[str, float] = field(default_factory=dict)  # each process by role, % of one core
     callers_cpu: float = 0.0
+
+    def cpu_cells(self) -> str:
+        """Gateway, providers (each), balancer: CPU %."""
+        providers = " + ".join(f"{v:.0f}" for role, v in self.cpu.items() if role.startswith("provider")) or "-"
+        return f"{self.cpu['gateway']:.0f} | {providers} | {self.cpu.get('balancer', 0.0):.0f}"
 
     def window_turns(self, start: float, end: float) -> None:
         self.turns = [turn for turn in self.turns if start <= turn.end <= end]
@@ -216,7 +223,9 @@ def measure(setup: SetUp, count: int, window_s: float, recordings: list[Recordin
             closing.set()  # the turns under way finish (answered or lost); no new one starts
             await asyncio.wait_for(asyncio.gather(*talking), ANSWER_TIMEOUT_S + 60)
         run.window_turns(started, ended)
-        run.cpu, run.callers_cpu = (cpu1 - cpu0) / (ended - started) * 100, (own1 - own0) / (ended - started) * 100
+        wall = ended - started
+        run.cpu = {role: (cpu1[role] - cpu0[role]) / wall * 100 for role in cpu0}
+        run.callers_cpu = (own1 - own0) / wall * 100
 
     asyncio.run(scenario())
     return run
@@ -227,8 +236,8 @@ def measure(setup: SetUp, count: int, window_s: float, recordings: list[Recordin
 def bench(work: Path, counts: list[int], window_s: float, budget_s: float) -> list[str]:
     recordings = real_recordings()
     llm = FakeLLM(work)
-    rows = ["| set-up | calls | turns | lost | reply p50 ms | p95 | max | zapvoice CPU % | callers' CPU % |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| set-up | calls | turns | lost | reply p50 ms | p95 | max | gateway CPU % | providers' CPU % | "
+            "balancer CPU % | callers' CPU % |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     carries = []
     try:
         for name in SETUPS:
@@ -239,7 +248,8 @@ def bench(work: Path, counts: list[int], window_s: float, budget_s: float) -> li
                     run = measure(setup, count, window_s, recordings)
                     runs.append(run)
                     rows.append(f"| {name} | {count} | {len(run.turns)} | {run.lost} | "
-                                f"{' | '.join(stats(run.latencies_ms(), 50, 95, 100))} | {run.cpu:.0f} | {run.callers_cpu:.0f} |")
+                                f"{' | '.join(stats(run.latencies_ms(), 50, 95, 100))} | {run.cpu_cells()} | "
+                                f"{run.callers_cpu:.0f} |")
                     print(rows[-1], file=sys.stderr)
             finally:
                 setup.stop()
