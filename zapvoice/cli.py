@@ -72,6 +72,11 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
               "Set --token-file (ZAPVOICE_TOKEN) "
               "to ZuckZapGo's callProviderToken, or pass --allow-no-auth to accept anyone.", file=sys.stderr)
         return 2
+    if not settings.service.is_loopback and settings.service.token is None:
+        log.warning("serving on %s with no token (--allow-no-auth): anyone who reaches port %d can use the "
+                    "service", settings.service.host, settings.service.port)
+    if not _ports_free(settings, "serve"):
+        return 2
     try:
         engines = service_engines(settings)
     except ModelError as exc:
@@ -89,7 +94,7 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
 def agent(settings: Settings, _: argparse.Namespace) -> int:
     from zapvoice.agent.zuckzapgo.commands import run_agent
 
-    return run_agent(settings)
+    return run_agent(settings) if _ports_free(settings, "agent") else 2
 
 
 def call(settings: Settings, args: argparse.Namespace) -> int:
@@ -101,7 +106,17 @@ def call(settings: Settings, args: argparse.Namespace) -> int:
 def gateway(settings: Settings, args: argparse.Namespace) -> int:
     from zapvoice.agent.gateway.commands import run_gateway
 
-    return run_gateway(settings, args.echo)
+    return run_gateway(settings, args.echo) if _ports_free(settings, "gateway") else 2
+
+
+def _ports_free(settings: Settings, command: str) -> bool:
+    """Every port `command` listens on can be bound: checked before the models load, not after."""
+    from zapvoice.ports import listeners, unavailable
+
+    problem = unavailable(listeners(settings, command))
+    if problem:
+        print(f"zapvoice: {problem}", file=sys.stderr)
+    return problem is None
 
 
 def zuckzapgo_setup(settings: Settings, _: argparse.Namespace) -> int:
