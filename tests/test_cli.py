@@ -43,7 +43,7 @@ def test_broken_model_stops_start_up(tmp_path, model_files):
     (broken / "model.bin").write_bytes(b"\x00" * 1000)
     result = run("serve", "--whisper-model", str(broken), "--voices", str(model_files["pt_voice"]))
     assert result.returncode == 2
-    assert "cannot load the Whisper model" in result.stderr and "models pull --force" in result.stderr
+    assert "cannot load the Whisper model" in result.stderr and "replace it with a complete copy" in result.stderr
 
 
 def test_invalid_setting_is_reported(tmp_path):

@@ -3,10 +3,15 @@
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
+from tests.support.fake_hub import build_fake_hub
+from tests.support.servers import serve_in_thread
 from tests.test_cli import free_port, run
+from tests.test_models_pull import FABER, INCOMPLETE_WHISPER_REPO, SMALL, VOICE_REPO
+from tests.test_models_pull import run as run_online
 
 
 @contextmanager
@@ -40,3 +45,83 @@ def test_allow_no_auth_on_a_public_address_is_logged(tmp_path):
     assert f"with no token (--allow-no-auth): anyone who reaches port {port}" in result.stderr
     quiet = run("serve", "--allow-no-auth", "--model-dir", str(tmp_path), "--no-auto-download")
     assert "no token" not in quiet.stderr
+
+
+def test_offline_every_missing_model_is_listed_with_its_source_and_the_ways_out(tmp_path):
+    """The suite runs with HF_HUB_OFFLINE=1 (conftest): the hub does not answer, as on a machine offline."""
+    result = run("serve", "--model-dir", str(tmp_path), "--voice", "pt_BR-faber-medium", "--voice",
+                 "en_US-lessac-medium")
+    assert result.returncode == 2
+    message = result.stderr[result.stderr.index("zapvoice: "):]
+    assert message.startswith("zapvoice: 3 of the models cannot be used:")
+    assert "could not fetch whisper base from https://huggingface.co/Systran/faster-whisper-base: " \
+           "OfflineModeIsEnabled" in message
+    for voice in ("pt_BR-faber-medium", "en_US-lessac-medium"):
+        assert f"piper model {voice} (from https://huggingface.co/rhasspy/piper-voices" in message
+    assert message.count("not fetched: the hub did not answer") == 2
+    for way_out in ("--whisper-model DIR", "--voice FILE.onnx", "--hub-url URL", "`zapvoice models pull`",
+                    f"to {tmp_path} here"):
+        assert way_out in message
+    assert "Traceback" not in result.stderr and "check your internet connection" not in message
+
+
+@pytest.fixture(scope="module")
+def hub():
+    running = serve_in_thread(build_fake_hub({SMALL.repo: INCOMPLETE_WHISPER_REPO, FABER.repo: VOICE_REPO}))
+    yield running
+    running.stop()
+
+
+def test_with_the_hub_up_each_model_it_lacks_is_listed(hub, tmp_path):
+    """small's repository lacks model.bin, cadu is not in the fake hub at all; faber is fetched."""
+    result = run_online("serve", "--hub-url", hub.url, "--model-dir", str(tmp_path / "models"), "--whisper-model",
+                        "small", "--voice", "pt_BR-faber-medium", "--voice", "pt_BR-cadu-medium", home=tmp_path)
+    assert result.returncode == 2
+    message = result.stderr[result.stderr.index("zapvoice: "):]
+    assert message.startswith("zapvoice: 2 of the models cannot be used:")
+    assert f"could not fetch whisper small from {hub.url}/{SMALL.repo}: model.bin missing after the download" \
+           in message
+    assert f"could not fetch piper pt_BR-cadu-medium from {hub.url}/rhasspy/piper-voices" in message
+    assert "faber" not in message and "Ways out:" in message
+    assert (tmp_path / "models" / "piper" / "pt_BR-faber-medium" / FABER.file).is_file()
+
+
+def broken_voice(tmp_path, model_files, onnx: bytes | None = None, config: bytes | None = None):
+    source = model_files["pt_voice"]
+    voice = tmp_path / "pt_BR-broken-medium.onnx"
+    voice.write_bytes(source.read_bytes() if onnx is None else onnx)
+    Path(f"{voice}.json").write_bytes(Path(f"{source}.json").read_bytes() if config is None else config)
+    return voice
+
+
+@pytest.mark.parametrize(("onnx", "config", "says"), [
+    (b"\x08\x07cut short", None, "the file is not a valid ONNX model, probably a cut-short download"),
+    (None, b'{"audio": ', "its pt_BR-broken-medium.onnx.json is not valid JSON"),
+])
+def test_a_broken_voice_says_which_file_and_what_is_wrong(tmp_path, model_files, onnx, config, says):
+    voice = broken_voice(tmp_path, model_files, onnx, config)
+    result = run("serve", "--whisper-model", str(model_files["whisper"]), "--voice", str(model_files["en_voice"]),
+                 "--voice", str(voice))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"zapvoice: cannot load the Piper voice {voice}: {says}" in result.stderr
+    assert "replace it with a complete copy" in result.stderr
+
+
+def test_a_voice_broken_in_the_model_dir_is_fetched_again(tmp_path, model_files):
+    voice_dir = tmp_path / "piper" / "pt_BR-faber-medium" / Path(FABER.file).parent
+    voice_dir.mkdir(parents=True)
+    voice = broken_voice(voice_dir, model_files, onnx=b"\x08\x07cut short").rename(voice_dir / "pt_BR-faber-medium.onnx")
+    Path(f"{voice_dir / 'pt_BR-broken-medium.onnx'}.json").rename(f"{voice}.json")
+    result = run("serve", "--model-dir", str(tmp_path), "--whisper-model", str(model_files["whisper"]),
+                 "--voice", "pt_BR-faber-medium")
+    assert f"fetch it again with `zapvoice models pull pt_BR-faber-medium --force --model-dir {tmp_path}`" \
+           in result.stderr, result.stderr
+
+
+def test_a_compute_type_the_cpu_cannot_run_is_a_setting_not_a_damaged_model(model_files):
+    result = run("serve", "--whisper-model", str(model_files["whisper"]), "--voice", str(model_files["pt_voice"]),
+                 "-c", "stt.whisper_compute_type=float16")
+    assert result.returncode == 2
+    assert "with stt.whisper_compute_type=float16" in result.stderr and "This is a setting, not a damaged model" \
+        in result.stderr and "-c stt.whisper_compute_type=int8" in result.stderr
+    assert "models pull" not in result.stderr and "replace it" not in result.stderr

@@ -253,13 +253,14 @@ def _shown(value: object) -> str:
 
 
 # The settings each command takes as flags; every other one comes from --config, -c or the environment.
-_ENGINES = ("stt.whisper_model", "tts.voices", "models.dir", "models.auto_download", "llm.url", "llm.model",
+_ENGINES = ("stt.whisper_model", "tts.voices", "models.dir", "models.auto_download", "models.hub_url", "llm.url",
+            "llm.model",
             "llm.api_key", "stt.url", "tts.url",
             "agent.provider_token")
 _COMMAND_FLAGS = {
     "serve": ("service.host", "service.port", "service.token", "service.allow_no_auth", "service.log_level",
-              "stt.whisper_model", "tts.voices", "models.dir", "models.auto_download", "llm.url", "llm.model",
-              "llm.api_key", "gateway.port"),
+              "stt.whisper_model", "tts.voices", "models.dir", "models.auto_download", "models.hub_url", "llm.url",
+              "llm.model", "llm.api_key", "gateway.port"),
     "agent": ("zuckzapgo.url", "zuckzapgo.token", "zuckzapgo.webhook_secret", "service.host", "service.port",
               "service.log_level", *_ENGINES),
     "call": ("zuckzapgo.url", "zuckzapgo.token", "service.log_level", *_ENGINES),
@@ -268,7 +269,7 @@ _COMMAND_FLAGS = {
     "setup": ("zuckzapgo.url", "zuckzapgo.token"),
     "pull": ("models.dir", "models.hub_url", "stt.whisper_model", "tts.voices"),
     "list": ("models.dir", "models.hub_url"),
-    "eval": ("stt.whisper_model", "models.dir", "models.auto_download", "stt.language", "stt.url",
+    "eval": ("stt.whisper_model", "models.dir", "models.auto_download", "models.hub_url", "stt.language", "stt.url",
              "agent.provider_token"),
 }
 
