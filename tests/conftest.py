@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,8 @@ from zapvoice.settings import Settings
 for _name in [n for n in os.environ if n.startswith("ZAPVOICE_")]:
     del os.environ[_name]
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Nothing a test starts writes into the developer's data directory (records, a generated token).
+os.environ["ZAPVOICE_DATA_DIR"] = tempfile.mkdtemp(prefix="zapvoice-data-")
 
 TOKEN = "test-token-7f3a"
 SCRIPTED_TEXT = "olá, tudo bem?"

@@ -1,6 +1,8 @@
 """What a new user meets on the first start: taken ports, --allow-no-auth, before any model loads."""
 
+import json
 import socket
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,9 +11,15 @@ import pytest
 
 from tests.support.fake_hub import build_fake_hub
 from tests.support.servers import serve_in_thread
+from tests.support.settings import build_settings
 from tests.test_cli import free_port, run
 from tests.test_models_pull import FABER, INCOMPLETE_WHISPER_REPO, SMALL, VOICE_REPO
 from tests.test_models_pull import run as run_online
+
+
+def error_message(stderr: str) -> str:
+    """From the command's own message on: the log lines before it start with a date."""
+    return stderr[stderr.index("\nzapvoice: ") + 1:] if not stderr.startswith("zapvoice: ") else stderr
 
 
 @contextmanager
@@ -52,7 +60,7 @@ def test_offline_every_missing_model_is_listed_with_its_source_and_the_ways_out(
     result = run("serve", "--model-dir", str(tmp_path), "--voice", "pt_BR-faber-medium", "--voice",
                  "en_US-lessac-medium")
     assert result.returncode == 2
-    message = result.stderr[result.stderr.index("zapvoice: "):]
+    message = error_message(result.stderr)
     assert message.startswith("zapvoice: 3 of the models cannot be used:")
     assert "could not fetch whisper base from https://huggingface.co/Systran/faster-whisper-base: " \
            "OfflineModeIsEnabled" in message
@@ -75,9 +83,10 @@ def hub():
 def test_with_the_hub_up_each_model_it_lacks_is_listed(hub, tmp_path):
     """small's repository lacks model.bin, cadu is not in the fake hub at all; faber is fetched."""
     result = run_online("serve", "--hub-url", hub.url, "--model-dir", str(tmp_path / "models"), "--whisper-model",
-                        "small", "--voice", "pt_BR-faber-medium", "--voice", "pt_BR-cadu-medium", home=tmp_path)
+                        "small", "--voice", "pt_BR-faber-medium", "--voice", "pt_BR-cadu-medium", "--allow-no-auth",
+                        home=tmp_path)  # no token generated: run_online leaves ZAPVOICE_DATA_DIR out
     assert result.returncode == 2
-    message = result.stderr[result.stderr.index("zapvoice: "):]
+    message = error_message(result.stderr)
     assert message.startswith("zapvoice: 2 of the models cannot be used:")
     assert f"could not fetch whisper small from {hub.url}/{SMALL.repo}: model.bin missing after the download" \
            in message
@@ -125,3 +134,53 @@ def test_a_compute_type_the_cpu_cannot_run_is_a_setting_not_a_damaged_model(mode
     assert "with stt.whisper_compute_type=float16" in result.stderr and "This is a setting, not a damaged model" \
         in result.stderr and "-c stt.whisper_compute_type=int8" in result.stderr
     assert "models pull" not in result.stderr and "replace it" not in result.stderr
+
+
+def test_the_first_start_hands_over_the_token_and_later_starts_keep_it_quiet(tmp_path, model_files):
+    data = tmp_path / "data"
+    port = free_port()
+    args = ("serve", "--host", "0.0.0.0", "--port", str(port), "--model-dir", str(tmp_path), "--no-auto-download")
+    first = run(*args, env={"ZAPVOICE_DATA_DIR": str(data)})
+    token_file = data / "token"
+    token = token_file.read_text().strip()
+    assert len(token) == 32 and stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert f"saved in {token_file} (mode 0600)" in first.stdout and f"\n    {token}\n" in first.stdout
+    paste = first.stdout[first.stdout.index("-d '") + 4:first.stdout.rindex("'")]
+    host = socket.gethostname()
+    assert json.loads(paste) == {
+        "callsEnabled": True, "callInboundMode": "ai", "callSttUrl": f"http://{host}:{port}/stt",
+        "callLlmUrl": f"http://{host}:{port}/llm", "callTtsUrl": f"http://{host}:{port}/tts",
+        "callProviderToken": token}
+
+    later = run(*args, env={"ZAPVOICE_DATA_DIR": str(data)})
+    assert token not in later.stdout + later.stderr
+    assert f"provider token: the one in {token_file}" in later.stderr
+    assert f"data directory {data}; call records in {data / 'calls'}" in later.stderr
+    assert token_file.read_text().strip() == token
+
+    token_file.chmod(0o644)
+    assert f"{token_file} can be read by other users" in run(*args, env={"ZAPVOICE_DATA_DIR": str(data)}).stderr
+
+
+def test_an_explicit_token_or_allow_no_auth_generates_nothing(tmp_path):
+    for extra, env in ((["--allow-no-auth"], {}), ([], {"ZAPVOICE_TOKEN": "given"})):
+        result = run("serve", "--model-dir", str(tmp_path), "--no-auto-download", *extra,
+                     env={"ZAPVOICE_DATA_DIR": str(tmp_path / "data"), **env})
+        assert result.returncode == 2 and "generated" not in result.stdout
+        assert not (tmp_path / "data" / "token").exists()
+
+
+def test_an_unwritable_data_dir_says_what_to_do(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run("serve", "--model-dir", str(tmp_path), env={"ZAPVOICE_DATA_DIR": str(blocker / "data")})
+    assert result.returncode == 2
+    assert "cannot create the token file" in result.stderr or "Not a directory" in result.stderr, result.stderr
+
+
+def test_call_records_live_in_the_data_directory(tmp_path):
+    assert build_settings(data_dir=str(tmp_path)).agent.record_dir == tmp_path / "calls"
+    assert build_settings(data_dir=str(tmp_path), agent_record_dir="mine").agent.record_dir == tmp_path / "mine"
+    assert build_settings(data_dir=str(tmp_path), agent_record_dir="/srv/calls").agent.record_dir == Path("/srv/calls")
+    assert build_settings(data_dir=str(tmp_path), agent_record_dir="").agent.record_dir is None
