@@ -65,10 +65,12 @@ class ServiceSettings(Section):
     token: SecretStr | None = Field(
         None,
         description="Bearer token every /stt, /llm and /tts request must carry "
-        "(ZuckZapGo's callProviderToken). Required on a non-loopback host.",
+        "(ZuckZapGo's callProviderToken). Without one, `serve` uses the token it generated in service.data_dir "
+        "on its first start.",
     )
     allow_no_auth: bool = Field(
-        False, description="Serve without a token on a non-loopback address (not recommended)."
+        False, description="Serve without any token, not even a generated one (logged as a warning on a "
+        "non-loopback address)."
     )
     data_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("zapvoice")),
