@@ -15,6 +15,7 @@ from zapvoice.agent.zuckzapgo.protocol import CallsNotEnabled, ZuckZapGoAPI, Zuc
 from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
 from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
+from zapvoice.providers.llm_check import LlmProbe
 
 from zapvoice.composition import cache_fixed_phrases, freeze_heap
 from zapvoice.http_server import server_config
@@ -56,7 +57,9 @@ def run_agent(settings: Settings) -> int:
     async def serve(agent: ZuckZapGoAgent, stop: asyncio.Event) -> int:
         secret = settings.zuckzapgo.webhook_secret.get_secret_value() if settings.zuckzapgo.webhook_secret else None
         token = settings.service.token.get_secret_value() if settings.service.token else None
-        app = create_agent_app(agent, secret, settings.service.metrics, token)
+        llm = LlmProbe(settings.llm)
+        await llm.check_and_warn()
+        app = create_agent_app(agent, secret, settings.service.metrics, token, llm_status=llm.current)
         server = _Server(server_config(app, settings.service, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         stopping = asyncio.create_task(stop.wait())
@@ -71,6 +74,8 @@ def run_agent(settings: Settings) -> int:
         except SystemExit:  # uvicorn exits when it cannot bind the port
             print(f"zapvoice: cannot listen on {settings.service.host}:{settings.service.port}", file=sys.stderr)
             return 1
+        finally:
+            await llm.aclose()
         return 0
     return _with_agent(settings, serve)
 
