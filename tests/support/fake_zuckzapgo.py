@@ -37,8 +37,9 @@ Harness (no token, plain JSON, errors {"error"} with a 4xx status):
   GET  /_fake/calls/{id}                   the report (see Call.report); GET .../heard.wav the heard track
   GET  /_fake/calls, GET /_fake/requests   call ids; the product REST requests (t, method, path, json, token_ok)
 
-Assumptions where the spec is silent: the offer webhook goes out only while the session subscribes to "Call"
-or "All"; a connect without Subscribe subscribes to "All"; audio a client sends before the answer waits in
+Assumptions where the spec is silent: an inbound call rings (and its offer webhook goes out) only while the
+session subscribes to "Call", "CallOffer" or "All", else it is dropped unlisted, as with skip calls on
+(GET /session/skipcalls/config {"enabled", "global"}); a connect keeps only FakeState.known_events; a connect without Subscribe subscribes to "All"; audio a client sends before the answer waits in
 its queue; non-manual inbound modes are stored but the fake always behaves as manual.
 Restart: stop the server and serve `build_fake_zuckzapgo(token, state=old_app.state.fake_state)` on the same
 port. FakeState (config, subscriptions, connected flag, webhook, unreachable numbers) survives, as in wuzapi's
@@ -76,6 +77,7 @@ HOLD_S = 0.3                            # audible frames closer than this form o
 OUTBOX_FRAMES = 50                      # frames waiting for a client that does not read are dropped beyond this
 OUTBOUND_RING_TIMEOUT_S = 30.0
 MODES = ("manual", "bot", "ivr", "ai", "webhook", "reject")
+RINGS = {"All", "Call", "CallOffer"}  # subscriptions under which an inbound offer rings (guide: Call; Postman: CallOffer)
 NOT_ENABLED = "calls engine not enabled: PUT /call/config then reconnect"
 
 
@@ -94,6 +96,11 @@ class FakeState:
     connected: bool = True
     webhook_url: str = ""
     unreachable: set[str] = field(default_factory=set)
+    # The event names the instance knows: a connect keeps only these, as wuzapi discards the others (None: any).
+    # The guide's reading is {"Message", "Call", ...}; the Postman collection's has CallOffer... and no Call.
+    known_events: set[str] | None = None
+    skip_calls: bool = False  # /session/skipcalls/config enabled: inbound calls are dropped before they ring
+    global_skip_calls: bool = False  # the server's GLOBAL_SKIP_CALLS: the same for every instance
 
     @classmethod
     def fresh(cls, enabled: bool) -> FakeState:
@@ -380,7 +387,9 @@ class FakeEngine:
             raise FakeError(400, "Subscribe must be a list of event names")
         if self.state.connected:
             raise FakeError(500, "Already Connected")
-        self.state.subscribe, self.state.connected = list(dict.fromkeys(subscribe)), True
+        known = self.state.known_events
+        kept = [event for event in subscribe if known is None or event == "All" or event in known]
+        self.state.subscribe, self.state.connected = list(dict.fromkeys(kept)), True
         self.active = dict(self.state.config)
         return {"webhook": self.state.webhook_url, "events": ",".join(self.state.subscribe), "details": "Connected!"}
 
@@ -390,6 +399,12 @@ class FakeEngine:
 
     def get_webhook(self, _body: dict) -> dict:
         return {"webhook": self.state.webhook_url, "subscribe": list(self.state.subscribe)}
+
+    def skip_calls_config(self, _body: dict) -> dict:
+        """The shape is a guess (the guide is silent): {"enabled"}, plus "global" when the server forces it."""
+        if self.state.global_skip_calls:
+            return {"enabled": True, "global": True}
+        return {"enabled": self.state.skip_calls}
 
     def call_status(self, _body: dict) -> dict:
         return {"calls": [call.status_entry() for call in self.calls.values() if call.state != "ended"]}
@@ -490,8 +505,11 @@ class FakeEngine:
         if not self.enabled:
             raise FakeError(409, NOT_ENABLED)
         call = self.new_call(digits(body.get("from")), "inbound", noise_dbfs)
+        if self.state.skip_calls or self.state.global_skip_calls or RINGS.isdisjoint(self.state.subscribe):
+            self.end(call, "skipped")  # never listed: the silent loss a user cannot see
+            return {"callId": call.id, "skipped": True}
         self.ring(call, ring_timeout_s)
-        if self.state.webhook_url and {"Call", "All"} & set(self.state.subscribe):
+        if self.state.webhook_url:
             self.spawn(self._offer_webhook(call))
         return {"callId": call.id}
 
@@ -546,6 +564,7 @@ class FakeEngine:
             Route("/session/connect", p(self.connect, engine=False), methods=["POST"]),
             Route("/session/status", p(self.session_status, engine=False), methods=["GET"]),
             Route("/webhook", p(self.get_webhook, engine=False), methods=["GET"]),
+            Route("/session/skipcalls/config", p(self.skip_calls_config, engine=False), methods=["GET"]),
             Route("/call/status", p(self.call_status), methods=["GET"]),
             Route("/call/dial", p(self.dial), methods=["POST"]),
             Route("/call/answer", p(self.answer), methods=["POST"]),
