@@ -10,6 +10,7 @@ with the same HTTP status (401 on a wrong token):
   GET /webhook               {"webhook", "subscribe": [...]}
   GET /call/status, POST /call/dial|answer|hangup
                              409 "calls engine not enabled: ..." unless connected with callsEnabled active
+  GET /call/{callId}/events  Server-Sent Events of the call's phase (newer builds; build_fake_zuckzapgo's call_events)
   WS /call/{callId}/stream?token=
                              refused before the upgrade with HTTP 401 (token), 404 (unknown or ended call)
                              or 409 (a socket is already open on the call)
@@ -63,7 +64,7 @@ import httpx
 import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from zapvoice.agent.clock import Clock, MonotonicClock
@@ -238,8 +239,9 @@ class Call:
 
 class FakeEngine:
     def __init__(self, token: str, frame_s: float, state: FakeState, answer_after_s: float | None,
-                 ws_close_after_s: float, clock: Clock):
+                 ws_close_after_s: float, clock: Clock, call_events: str = "none"):
         self.token, self.frame_s, self.state = token, frame_s, state
+        self.call_events = call_events
         self.speed = FRAME_CALL_S / frame_s
         self.answer_after_s, self.ws_close_after_s = answer_after_s, ws_close_after_s
         self.clock = clock
@@ -469,6 +471,31 @@ class FakeEngine:
                 await ws.send_bytes(frame)
             await ws.close()
 
+    async def events(self, request: Request) -> Response:
+        """GET /call/{callId}/events as `call_events` says: "sse" streams `event: phase` / `data: {"callId",
+        "phase"}` at each change (checked every frame) until the call ends; "none" is an older build (404);
+        "json" answers once in JSON, not as a stream."""
+        self.requests.append({"t": self.now(), "method": "GET", "path": request.url.path, "json": None,
+                              "token_ok": request.headers.get("token") == self.token})
+        call = self.calls.get(request.path_params["call_id"])
+        if request.headers.get("token") != self.token:
+            return JSONResponse({"code": 401, "error": "unauthorized", "success": False}, status_code=401)
+        if self.call_events == "none" or call is None:
+            return JSONResponse({"code": 404, "error": "not found", "success": False}, status_code=404)
+        if self.call_events == "json":
+            return JSONResponse({"code": 200, "data": {"phase": call.state}, "success": True})
+
+        async def phases():
+            sent = None
+            while True:
+                if call.state != sent:
+                    sent = call.state
+                    yield f"event: phase\ndata: {json.dumps({'callId': call.id, 'phase': sent})}\n\n"
+                if sent == "ended":
+                    return
+                await self.sleep(FRAME_CALL_S)
+        return StreamingResponse(phases(), media_type="text/event-stream")
+
     # ---- harness
 
     @staticmethod
@@ -570,6 +597,7 @@ class FakeEngine:
             Route("/call/answer", p(self.answer), methods=["POST"]),
             Route("/call/hangup", p(self.hangup), methods=["POST"]),
             WebSocketRoute("/call/{call_id}/stream", self.stream),
+            Route("/call/{call_id}/events", self.events, methods=["GET"]),
             Route("/_fake/inbound", h(self.fake_inbound), methods=["POST"]),
             Route("/_fake/webhook", h(self.fake_webhook), methods=["PUT"]),
             Route("/_fake/unreachable", h(self.fake_unreachable), methods=["PUT"]),
@@ -584,12 +612,14 @@ class FakeEngine:
 
 def build_fake_zuckzapgo(token: str, frame_s: float = 0.06, state: FakeState | None = None, *,
                          enabled: bool = False, answer_after_s: float | None = 0.5,
-                         ws_close_after_s: float = 3.0, clock: Clock | None = None) -> Starlette:
+                         ws_close_after_s: float = 3.0, clock: Clock | None = None,
+                         call_events: str = "none") -> Starlette:
     """The fake engine as an ASGI app; `enabled` (ignored with a `state`) starts it connected in manual mode
     subscribed to Message and Call. `app.state.fake_state` is what a restart passes back in. `clock`:
-    real time by default; a test's VirtualClock when it is served from that test's loop."""
+    real time by default; a test's VirtualClock when it is served from that test's loop. `call_events`:
+    "sse", "json" or "none" (FakeEngine.events)."""
     engine = FakeEngine(token, frame_s, state if state is not None else FakeState.fresh(enabled),
-                        answer_after_s, ws_close_after_s, clock or MonotonicClock())
+                        answer_after_s, ws_close_after_s, clock or MonotonicClock(), call_events)
     app = Starlette(routes=engine.routes(), lifespan=engine.lifespan)
     app.state.fake_state = engine.state
     return app
