@@ -335,7 +335,7 @@ def _parser() -> argparse.ArgumentParser:
     gateway_cmd.set_defaults(run=gateway)
     zuckzapgo = commands.add_parser("zuckzapgo", help="configure a ZuckZapGo instance", allow_abbrev=False
                                     ).add_subparsers(metavar="ACTION")
-    command(zuckzapgo, "setup", help="enable the calls engine in manual mode and subscribe to Call events"
+    command(zuckzapgo, "setup", help="enable the calls engine in manual mode and subscribe to call events"
             ).set_defaults(run=zuckzapgo_setup)
 
     models = commands.add_parser("models", help="fetch or list models (models.txt)", allow_abbrev=False
