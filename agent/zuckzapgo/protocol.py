@@ -110,17 +110,18 @@ class ZuckZapGoAPI:
                 if isinstance(exc, ZuckZapGoUnreachable) or exc.status == 401:
                     raise
                 continue
-            if isinstance(value, str):
-                value = [part.strip() for part in value.split(",") if part.strip()]
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return value
+            names = _event_names(value)
+            if names is not None:
+                return names
         return None
 
     async def disconnect(self) -> None:
         await self.request("POST", "/session/disconnect", {})
 
-    async def connect(self, subscribe: list[str]) -> None:
-        await self.request("POST", "/session/connect", {"Subscribe": subscribe, "Immediate": True})
+    async def connect(self, subscribe: list[str]) -> list[str] | None:
+        """Connect with these subscriptions; the ones the session kept when the answer says (wuzapi's `events`)."""
+        data = await self.request("POST", "/session/connect", {"Subscribe": subscribe, "Immediate": True})
+        return _event_names(data.get("events"))
 
     # --- calls (docs/zuckzapgo.md §2, §4) --------------------------------------------------------
 
@@ -177,6 +178,15 @@ class ZuckZapGoAPI:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _event_names(value: object) -> list[str] | None:
+    """Subscriptions as wuzapi shows them: a list, or comma-separated text; None for anything else."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return None
 
 
 async def _sse_phases(lines: AsyncIterator[str]) -> AsyncIterator[str]:

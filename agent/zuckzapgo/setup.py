@@ -54,9 +54,9 @@ async def enable_manual_mode(api: ZuckZapGoAPI, reconnect_pause_s: float = 1.0) 
     except ZuckZapGoError as exc:
         report.append(f"the session was not connected ({exc.message})")
     await asyncio.sleep(reconnect_pause_s)
-    await api.connect(wanted)
+    kept = await api.connect(wanted)
     report.append("session reconnected so the engine reads the new configuration")
-    report.append(_kept(wanted, await api.subscriptions()))
+    report.append(_kept(wanted, await api.subscriptions() or kept))
     if await _engine_answers(api):
         report.append("GET /call/status answers: the engine is ready for `zapvoice agent`")
     else:
