@@ -1,18 +1,23 @@
 """What a new user meets on the first start: taken ports, --allow-no-auth, before any model loads."""
 
+import contextlib
 import json
+import os
 import socket
 import stat
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.fake_hub import build_fake_hub
 from tests.support.servers import serve_in_thread
 from tests.support.settings import build_settings
-from tests.test_cli import free_port, run
+from tests.test_cli import ZAPVOICE, free_port, run
 from tests.test_models_pull import FABER, INCOMPLETE_WHISPER_REPO, SMALL, VOICE_REPO
 from tests.test_models_pull import run as run_online
 
@@ -184,3 +189,27 @@ def test_call_records_live_in_the_data_directory(tmp_path):
     assert build_settings(data_dir=str(tmp_path), agent_record_dir="mine").agent.record_dir == tmp_path / "mine"
     assert build_settings(data_dir=str(tmp_path), agent_record_dir="/srv/calls").agent.record_dir == Path("/srv/calls")
     assert build_settings(data_dir=str(tmp_path), agent_record_dir="").agent.record_dir is None
+
+
+def test_the_generated_token_is_the_one_the_service_asks_for(tmp_path, model_files):
+    port = free_port()
+    process = subprocess.Popen(
+        [ZAPVOICE, "serve", "--port", str(port), "--whisper-model", str(model_files["whisper"]), "--voice",
+         str(model_files["pt_voice"]), "--llm-url", f"http://127.0.0.1:{free_port()}/v1"],
+        env={**os.environ, "ZAPVOICE_DATA_DIR": str(tmp_path)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/ready").status_code == 200:
+                    break
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.1)
+        token = (tmp_path / "token").read_text().strip()
+        assert httpx.post(f"{url}/tts", json={"text": "Oi"}).status_code == 401
+        assert httpx.post(f"{url}/tts", json={"text": "Oi"}, headers={"Authorization": f"Bearer {token}"}
+                          ).status_code == 200
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
