@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -64,10 +65,19 @@ class ServiceSettings(Section):
     token: SecretStr | None = Field(
         None,
         description="Bearer token every /stt, /llm and /tts request must carry "
-        "(ZuckZapGo's callProviderToken). Required on a non-loopback host.",
+        "(ZuckZapGo's callProviderToken). Without one, `serve` uses the token it generated in service.data_dir "
+        "on its first start.",
     )
     allow_no_auth: bool = Field(
-        False, description="Serve without a token on a non-loopback address (not recommended)."
+        False, description="Serve without any token, not even a generated one (logged as a warning on a "
+        "non-loopback address)."
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("zapvoice")),
+        description="Where zapvoice keeps what it writes: the token `serve` generates when none is given "
+        "(`token`, mode 0600) and the call records (a relative agent.record_dir is inside it). The image "
+        "uses /var/lib/zapvoice.",
+        json_schema_extra={"flat": "data_dir"},
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity (any case)."
@@ -391,7 +401,8 @@ class AgentSettings(Section):
     max_calls: int = Field(20, ge=1, description="Calls handled at once; more are declined.")
     record_dir: Path | None = Field(
         Path("calls"),
-        description="Folder of the per-call JSON-lines records (transcript and turn timings). Empty disables.",
+        description="Folder of the per-call JSON-lines records (transcript and turn timings); a relative path "
+        "is inside service.data_dir. Empty disables.",
     )
     provider_token: SecretStr | None = Field(
         None, description="Bearer token sent to the stt.url, tts.url and contract llm.url providers.",
@@ -560,6 +571,16 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"no section named {', '.join(sorted(unknown))}; nest() maps flat names into sections")
         return data
+
+    @model_validator(mode="after")
+    def _records_in_the_data_dir(self) -> Settings:
+        """A relative agent.record_dir (the default `calls`) is inside service.data_dir, not wherever the
+        command was started; the agent's components only see their own section, so it is resolved here."""
+        record_dir = self.agent.record_dir
+        if record_dir is not None and not record_dir.expanduser().is_absolute():
+            resolved = self.agent.model_copy(update={"record_dir": self.service.data_dir.expanduser() / record_dir})
+            object.__setattr__(self, "agent", resolved)  # frozen; this runs once, while the model is built
+        return self
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
