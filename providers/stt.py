@@ -43,6 +43,7 @@ _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 MEL_FRAMES_PER_S = 100  # Whisper's 10 ms feature hop
 PADDED_FRAMES = 3000  # the 30 s window Whisper was trained on
 SHORT_WINDOW_BASE_TOKENS = 12  # the token cap is this plus short_window_tokens_per_s per second
+WHISPER_MAX_LENGTH = 448  # Whisper's text context: prompt plus decoded tokens
 NO_SPEECH_PROBABILITY = 0.6  # faster-whisper's no_speech_threshold
 MIN_LANGUAGE_PROBABILITY = 0.5  # faster-whisper's language_detection_threshold
 
@@ -161,8 +162,10 @@ class WhisperSTT:
             text = cut
         return text, info.language
 
-    def _whisper(self, samples: np.ndarray, language: str | None, max_new_tokens: int, frames: int | None):
+    def _whisper(self, samples: np.ndarray, language: str | None, tokens: int, frames: int | None):
+        """At most `tokens` decoded tokens (see `ctranslate2_max_new_tokens`)."""
         s = self.settings
+        prompt = 4 if self.model.model.is_multilingual else 2  # start, language, task, no timestamps
         segments, info = self.model.transcribe(
             samples,
             encode_frames=frames,
@@ -173,7 +176,7 @@ class WhisperSTT:
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=False,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=ctranslate2_max_new_tokens(tokens, prompt),
         )
         return list(segments), info
 
@@ -219,6 +222,14 @@ def short_window_frames(seconds: float, settings: STTSettings) -> int | None:
     return frames if frames < PADDED_FRAMES else None
 
 
+def ctranslate2_max_new_tokens(tokens: int, prompt: int) -> int:
+    """The `max_new_tokens` that lets Whisper decode `tokens` tokens after a `prompt`-token prompt. faster-whisper
+    passes max_length = prompt + max_new_tokens, but CTranslate2 stops a Whisper decode at
+    min(max_length // 2, max_length - prompt) tokens (OpenNMT/CTranslate2#1856: OpenAI's half-context limit), so
+    128 allowed only 66 and a dense utterance was cut or, on the short window, redone on the padded one."""
+    return min(max(2 * tokens - prompt, tokens), WHISPER_MAX_LENGTH - prompt)
+
+
 def _joined(segments) -> str:
     return " ".join(segment.text.strip() for segment in segments).strip()
 
@@ -226,14 +237,12 @@ def _joined(segments) -> str:
 def degenerate(text: str, segments, language_probability: float, seconds: float, cap: int) -> str | None:
     """Why a short-window decode should not be trusted, or None: the loop guard's signs (which include
     Whisper's compression-ratio test), Whisper's no-speech and language thresholds, and the token cap
-    reached (the decode was cut short, or was running away).
-    CTranslate2 stops a Whisper decode at (prompt + max_new_tokens) // 2 tokens (measured: cap 20 gives
-    12 on base, prompt 4, and 11 on tiny.en, prompt 2), so more than cap // 2 means it reached the cap."""
+    reached (the decode was cut short, or was running away)."""
     if not text:
         return "nothing decoded"
     if cut_loop(text, seconds) is not None:
         return "a loop"
-    if any(len(segment.tokens) > cap // 2 for segment in segments):
+    if any(len(segment.tokens) >= cap for segment in segments):
         return "the token cap reached"
     if any(segment.no_speech_prob > NO_SPEECH_PROBABILITY for segment in segments):
         return "a likely no-speech"

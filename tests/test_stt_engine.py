@@ -75,7 +75,8 @@ def segment(tokens=5, no_speech_prob=0.01):
     ("", [], 0.99, "nothing decoded"),
     ("Seven of clubs Seven of clubs Seven of clubs Seven of clubs", [segment()], 0.99, "a loop"),
     ("ha" * 30, [segment()], 0.99, "a loop"),
-    ("Seven of clubs.", [segment(tokens=16)], 0.99, "the token cap reached"),
+    ("Seven of clubs.", [segment(tokens=29)], 0.99, None),
+    ("Seven of clubs.", [segment(tokens=30)], 0.99, "the token cap reached"),
     ("Seven of clubs.", [segment(no_speech_prob=0.7)], 0.99, "a likely no-speech"),
     ("Seven of clubs.", [segment()], 0.3, "an unsure language detection"),
 ])
