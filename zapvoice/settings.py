@@ -198,8 +198,12 @@ class STTSettings(Section):
         description="Most samples (frames × channels, read from the header) a /v1/audio upload may decode to: "
         "stt.max_note_s of 48 kHz stereo (413 beyond).",
     )
-    concurrency: int = Field(1, ge=1, description="Transcriptions run at once.")
+    concurrency: int = Field(1, ge=1, description="Transcriptions (or batches of them) run at once.")
     queue: int = Field(8, ge=0, description="Transcriptions allowed to wait; more get 503 + Retry-After.")
+    max_batch: int = Field(
+        4, ge=1, description="Short utterances that waited together are decoded in one Whisper pass, this many at "
+        "most (greedy decoding only); 1 decodes each alone.",
+    )
     url: str | None = Field(
         None, description="Agent: a provider's /stt URL (HTTP contract) instead of Whisper in process."
     )

@@ -90,3 +90,21 @@ def test_fast_dense_speech_fits_the_short_windows_token_cap(real, real_engines, 
         engine.close()
     assert word_errors(text, heard).rate <= 0.25, heard
     assert encoded_frames == [800], (heard, encoded_frames)
+
+
+@pytest.mark.parametrize("language", ["en", None])
+def test_clips_transcribed_together_are_heard_as_well_as_alone(real, language):
+    """The 10 clips as one batch (stt.max_batch) against one by one, with English forced and detected."""
+    engine = WhisperSTT(real["whisper_base"], STTSettings(whisper_model=str(real["whisper_base"])))
+    clips = real["clips"]
+    try:
+        alone = [engine._transcribe(read_clip(clip), language) for clip in clips]
+        together = engine._transcribe_batch([(lambda clip=clip: read_clip(clip), language) for clip in clips])
+    finally:
+        engine.close()
+
+    def errors(transcripts):
+        return sum(word_errors(clip.text, heard.text).errors for clip, heard in zip(clips, transcripts, strict=True))
+
+    assert all(heard.language == "en" for heard in together)
+    assert errors(together) <= errors(alone) + SPARE_ERRORS, [heard.text for heard in together]
