@@ -13,8 +13,10 @@ ZAPVOICE = str(Path(sys.executable).parent / "zapvoice")
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The command on a free port unless the test names one: port 8000 may be anyone's, and a command checks
+    its ports before anything else."""
     return subprocess.run([ZAPVOICE, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, "ZAPVOICE_PORT": str(free_port()), **(env or {})})
 
 
 def free_port() -> int:
@@ -119,7 +121,7 @@ def test_config_show_says_where_each_value_came_from(tmp_path):
     shown = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
     assert shown["llm.model"] == ["from-file", "file"] and shown["stt.language"] == ["pt", "env"]
     assert shown["vad.end_silence_ms"] == ["800", "-c"] and shown["stt.beam_size"] == ["2", "-c"]
-    assert shown["service.port"] == ["8000", "default"]
+    assert shown["service.host"] == ["127.0.0.1", "default"]
     assert shown["service.token"] == ["**********", "env"] and "hidden-token" not in result.stdout
 
 
