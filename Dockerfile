@@ -1,6 +1,7 @@
 # zapvoice: the provider service (`serve`, the default), the agent (`agent`) or the 4143 gateway (`gateway`).
-# Models are fetched into the /models volume on first start (or mount a volume holding them); call records
-# go to the /var/lib/zapvoice volume.
+# Models are fetched into the /models volume on first start (or mount a volume holding them); the data
+# directory (service.data_dir: the token serve generates without one, and the call records) is the
+# /var/lib/zapvoice volume.
 # BASE: any Debian-like image with python3 >= 3.11 and its venv module. The default is pinned by version;
 # docker/make-local-base.sh builds one without Docker Hub (--build-arg BASE=zapvoice-base:bookworm).
 ARG BASE=python:3.11.14-slim-bookworm
@@ -9,12 +10,12 @@ FROM ${BASE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH \
     ZAPVOICE_HOST=0.0.0.0 ZAPVOICE_GATEWAY_HOST=0.0.0.0 ZAPVOICE_MODEL_DIR=/models \
-    ZAPVOICE_AGENT_RECORD_DIR=/var/lib/zapvoice/calls
+    ZAPVOICE_DATA_DIR=/var/lib/zapvoice
 
 # A venv: a Debian base has no pip outside one (and would refuse it: externally managed).
 RUN python3 -m venv /opt/venv \
     && useradd --create-home --uid 10001 zapvoice \
-    && mkdir -p /models /var/lib/zapvoice/calls && chown -R zapvoice /models /var/lib/zapvoice
+    && mkdir -p /models /var/lib/zapvoice && chown zapvoice /models /var/lib/zapvoice
 
 WORKDIR /app
 # The dependencies alone first, from pyproject.toml: this layer is rebuilt only when they change, not on

@@ -89,7 +89,7 @@ def test_the_url_follows_the_listening_address_and_the_gateway_default_port():
     assert url("serve", service={"host": "::"}) == "http://[::1]:8000/health"
     assert url("serve", service={"host": "10.1.2.3"}) == "http://10.1.2.3:8000/health"
     assert url("gateway", service={"port": 9000}) == "http://127.0.0.1:4143/health"
-    with pytest.raises(HealthError, match="gateway.port is 0"):
+    with pytest.raises(HealthError, match="listens on port 0"):
         url("gateway", gateway={"port": 0})
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from zapvoice.settings import DEFAULT_GATEWAY_PORT, Settings
+from zapvoice.ports import listeners
+from zapvoice.settings import Settings
 
 CHECKED_COMMANDS = ("serve", "agent", "gateway")
 _ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
@@ -21,17 +22,16 @@ class HealthError(Exception):
 
 
 def health_url(command: str, settings: Settings) -> str:
-    """The /health URL of `command` (one of CHECKED_COMMANDS) run with `settings`, on loopback when it listens
+    """The /health URL of `command` (one of CHECKED_COMMANDS) run with `settings`: on its first listener
+    (zapvoice.ports: serve's and the agent's HTTP service, the gateway's socket), on loopback when it listens
     on every address."""
-    if command == "gateway":
-        port = DEFAULT_GATEWAY_PORT if settings.gateway.port is None else settings.gateway.port
-        host, scheme = settings.gateway.host, "https" if settings.gateway.certfile else "http"
-        if port == 0:
-            raise HealthError("gateway.port is 0 (any free port): give the gateway a fixed port to check it")
-    else:  # serve and agent: the HTTP service
-        host, port, scheme = settings.service.host, settings.service.port, "http"
-    host = _ANY_ADDRESS.get(host, host)
-    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}/health"
+    found = listeners(settings, command)
+    if not found:
+        raise HealthError(f"`zapvoice {command}` listens on port 0 (any free port): give it a fixed port to check it")
+    listener = found[0]
+    tls = listener.what == "--gateway-port" and settings.gateway.certfile is not None
+    host = _ANY_ADDRESS.get(listener.host, listener.host)
+    return f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{listener.port}/health"
 
 
 def probe(url: str, timeout_s: float) -> tuple[bool, str]:
