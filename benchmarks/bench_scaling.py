@@ -97,6 +97,7 @@ async def _balance(port: int, backends: list[int]) -> None:
 
 # --- the set-ups (child processes) ----------------------------------------------------------------------
 
+TOKEN = "bench-scaling-token"
 COMMON = ["--no-auto-download", "-c", "tts.cache_bytes=0", "-c", "service.log_level=warning"]
 
 
@@ -105,6 +106,8 @@ class SetUp:
 
     def __init__(self, name: str, work: Path, llm_url: str):
         self.name, self.children = name, {}
+        # The run's own data directory: serve keeps no token, and nothing else, in the user's.
+        self.common = [*COMMON, "-c", f"service.data_dir={work}"]
         models = ["--whisper-model", str(whisper_base_dir()), "--voice", str(joe_voice())]
         gateway_port = free_port()
         self.url = f"ws://127.0.0.1:{gateway_port}"
@@ -118,9 +121,10 @@ class SetUp:
                                          ",".join(map(str, [balancer, *backends]))],
                             work / f"balancer-{balancer}.log", f"http://127.0.0.1:{balancer}/health")
                 base = f"http://127.0.0.1:{balancer}"
-                engines = ["--stt-url", f"{base}/stt", "--tts-url", f"{base}/tts", "-c", "tts.voices=en_US-joe-medium"]
+                engines = ["--stt-url", f"{base}/stt", "--tts-url", f"{base}/tts", "-c", "tts.voices=en_US-joe-medium",
+                           "-c", f"agent.provider_token={TOKEN}"]
             self._start("gateway", [ZAPVOICE, "gateway", "--gateway-port", str(gateway_port), *engines, "--llm-url", llm_url,
-                         "--llm-model", LLM_MODEL, *COMMON, "-c", "agent.record_dir=", "-c", "agent.idle_prompt_s=3600",
+                         "--llm-model", LLM_MODEL, *self.common, "-c", "agent.record_dir=", "-c", "agent.idle_prompt_s=3600",
                          "-c", "agent.max_call_s=3600", "-c", "agent.max_calls=1000"],
                         work / f"gateway-{gateway_port}.log", f"http://127.0.0.1:{gateway_port}/health")
         except BaseException:
@@ -129,7 +133,8 @@ class SetUp:
 
     def _serve(self, role: str, work: Path, models: list[str], llm_url: str) -> int:
         port = free_port()
-        self._start(role, [ZAPVOICE, "serve", "--port", str(port), *models, "--llm-url", llm_url, *COMMON],
+        self._start(role, [ZAPVOICE, "serve", "--port", str(port), *models, "--llm-url", llm_url, *self.common,
+                           "-c", f"service.token={TOKEN}"],
                     work / f"serve-{port}.log", f"http://127.0.0.1:{port}/ready")
         return port
 
