@@ -339,7 +339,17 @@ class TurnSettings(Section):
     barge_in_min_ms: int = Field(
         200, ge=20,
         description="Caller speech needed to interrupt the bot. Output pauses at the onset and resumes if the "
-        "sound stops sooner (a cough, a click, the bot's own echo).",
+        "sound stops sooner (a cough, a click).",
+    )
+    resume_quiet_ms: int = Field(
+        100, ge=20,
+        description="Quiet after a sound too short to interrupt (turns.barge_in_min_ms) before paused output "
+        "resumes where it stopped; the sound's utterance stays open, so speech that goes on pauses it again.",
+    )
+    echo_cancellation: bool = Field(
+        True,
+        description="Remove the bot's own voice coming back on the caller's line (WebRTC AEC3) before turn "
+        "taking and transcription hear it, so the echo of a speakerphone or a hybrid does not interrupt the bot.",
     )
     speculative_stt: bool = Field(
         True,
