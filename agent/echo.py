@@ -15,8 +15,8 @@ call whether there is an echo, from how the line's 10 ms levels follow the refer
 best delay (0-300 ms): the canceller's output is used while it is unknown and once an echo was
 seen (for the rest of the call: a line keeps its echo), the line as it is once a window of the
 bot talking showed none. Correlations measured (µ-law, 20-200 ms): 0.68-0.99 with echo 12-40 dB
-down, 0.06-0.19 with none; a caller talking over the bot blurs both, hence the gap kept between
-ECHO_CORRELATION and NO_ECHO_CORRELATION.
+down, 0.06-0.19 with none; a caller talking over the bot blurs both, so "no echo" also needs the
+line to have stayed at its own level throughout the window.
 
 The reference is a timeline of what Playout sent, placed where the far end plays it (Playout
 paces the far end's queue, so it knows), and read back for each 10 ms of caller audio at the
@@ -43,6 +43,7 @@ REFERENCE_FLOOR_DBFS = -60.0  # levels are clamped so digital silence does not d
 LINE_FLOOR_DBFS = -70.0
 ECHO_CORRELATION = 0.6
 NO_ECHO_CORRELATION = 0.4
+QUIET_SPREAD_DB = 6.0  # the 10-90 % spread of a steady line's 10 ms levels (noise: about 2-3 dB)
 
 
 def _level_dbfs(pcm: np.ndarray) -> float:
@@ -71,14 +72,16 @@ class EchoDetector:
             self._judge()
 
     def correlation(self) -> float | None:
-        """How closely the line's levels follow the reference's at the best delay; None if the bot
-        barely talked in the window."""
+        """How closely the line's levels follow the reference's at the best delay, over the blocks where the
+        bot talked (the caller talking while the bot is silent tells nothing); None if it barely talked."""
         reference = np.roll(self._reference, -self._next)[:WINDOW_BLOCKS]
-        if np.count_nonzero(reference >= TALK_DBFS) < MIN_TALK_BLOCKS:
+        talking = reference >= TALK_DBFS
+        if np.count_nonzero(talking) < MIN_TALK_BLOCKS:
             return None
         lagged = np.lib.stride_tricks.sliding_window_view(np.roll(self._line, -self._next), WINDOW_BLOCKS)
-        ref = reference - reference.mean()
-        lines = lagged - lagged.mean(axis=1, keepdims=True)
+        ref = reference[talking] - reference[talking].mean()
+        lines = lagged[:, talking]
+        lines = lines - lines.mean(axis=1, keepdims=True)
         spread = np.sqrt(np.sum(ref ** 2) * np.sum(lines ** 2, axis=1))
         return float(np.max(np.divide(lines @ ref, spread, out=np.zeros(len(lines)), where=spread > 0)))
 
@@ -88,8 +91,14 @@ class EchoDetector:
             return
         if correlation >= ECHO_CORRELATION:
             self.echo = True
-        elif correlation < NO_ECHO_CORRELATION:
+        elif correlation < NO_ECHO_CORRELATION and self._line_stayed_quiet():
             self.echo = False
+
+    def _line_stayed_quiet(self) -> bool:
+        """The line kept to its own level while the bot talked: nothing came back, and the caller did not
+        talk over the bot (that blurs an echo's correlation as much as having none)."""
+        low, high = np.percentile(self._line, [10, 90])
+        return bool(high - low < QUIET_SPREAD_DB)
 
 
 class EchoCanceller:

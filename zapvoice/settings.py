@@ -296,10 +296,12 @@ class VadSettings(Section):
     flat_prefix: ClassVar[str] = "vad_"
 
     start_db: float = Field(
-        12.0, gt=0, description="Speech starts this many dB above the learned noise floor."
+        9.0, gt=0, description="Speech starts this many dB above the learned noise floor (on a quiet line "
+        "vad.min_level_dbfs decides instead)."
     )
     stop_db: float = Field(
-        7.0, gt=0, description="Speech continues while above floor + this many dB (hysteresis: below vad.start_db)."
+        3.0, gt=0, description="Speech continues while above floor + this many dB (hysteresis: below vad.start_db). "
+        "Low, so that a noisy line's soft syllables do not end the turn mid-sentence.",
     )
     min_level_dbfs: float = Field(
         -48.0, description="Nothing quieter than this is speech, however quiet the line is."
