@@ -10,13 +10,15 @@ caller who talks over the bot (double talk).
 
 AEC3 has a catch, measured on real recordings: on a line that carries no echo at all (most
 digital lines) it never finds an echo path, stays unsure, and its suppressor then eats a caller
-who talks over the bot (onsets 0.3-2.5 s late, some missed). So an `EchoDetector` decides per
-call whether there is an echo, from how the line's 10 ms levels follow the reference's at the
-best delay (0-300 ms): the canceller's output is used while it is unknown and once an echo was
-seen (for the rest of the call: a line keeps its echo), the line as it is once a window of the
-bot talking showed none. Correlations measured (µ-law, 20-200 ms): 0.68-0.99 with echo 12-40 dB
-down, 0.06-0.19 with none; a caller talking over the bot blurs both, so "no echo" also needs the
-line to have stayed at its own level throughout the window.
+who talks over the bot (onsets 0.3-2.5 s late, some missed) and pumps a noisy line's background
+by 20-30 dB while the bot talks (which an energy VAD takes for speech). So an `EchoDetector`
+decides per call whether there is an echo, from how the line's 10 ms levels follow the
+reference's at the best delay (0-300 ms), and the VAD hears: the canceller's output once an echo
+was seen (for the rest of the call: a line keeps its echo), the line as it is once a window of
+the bot talking showed none, and until then (the first 2.3 s) the line through a level gate.
+Correlations measured (µ-law, 20-200 ms): 0.68-0.99 with echo 12-40 dB down, 0.06-0.19 with
+none; a caller talking over the bot blurs both, so "no echo" also needs the line to have stayed
+at its own level throughout the window.
 
 The reference is a timeline of what Playout sent, placed where the far end plays it (Playout
 paces the far end's queue, so it knows), and read back for each 10 ms of caller audio at the
@@ -44,6 +46,11 @@ LINE_FLOOR_DBFS = -70.0
 ECHO_CORRELATION = 0.6
 NO_ECHO_CORRELATION = 0.4
 QUIET_SPREAD_DB = 6.0  # the 10-90 % spread of a steady line's 10 ms levels (noise: about 2-3 dB)
+# Until the detector knows, a block is the caller only when louder than the loudest echo the bot's last
+# 300 ms could make on the worst line the agent is built for (12 dB down) by a margin; quieter blocks
+# are brought down to the line's own level (not to silence: the VAD's noise floor must not move).
+WORST_LOSS_DB = 12.0
+GATE_MARGIN_DB = 6.0
 
 
 def _level_dbfs(pcm: np.ndarray) -> float:
@@ -60,7 +67,18 @@ class EchoDetector:
         self._line = np.full(size, LINE_FLOOR_DBFS)
         self._next = 0
         self._blocks = 0
+        self._last_line_dbfs = LINE_FLOOR_DBFS
         self.echo: bool | None = None
+
+    def gate_gain(self) -> float:
+        """For the block just added while the echo is not known: 1 if it is louder than any echo of what the
+        bot played could be, else the gain that brings it down to the line's own level (its 10th percentile)."""
+        recent = self._reference[(self._next - 1 - np.arange(MAX_LAG_BLOCKS + 1)) % self._reference.size]
+        if self._last_line_dbfs > recent.max() - WORST_LOSS_DB + GATE_MARGIN_DB:
+            return 1.0
+        filled = self._line[: min(self._blocks, self._line.size)]
+        floor = float(np.percentile(filled, 10))
+        return float(10 ** (min(0.0, floor - self._last_line_dbfs) / 20))
 
     def add(self, reference: np.ndarray, line: np.ndarray) -> None:
         """One 10 ms block: what the far end played and what the line brought at the same time (int16)."""
@@ -68,6 +86,7 @@ class EchoDetector:
         self._line[self._next] = max(_level_dbfs(line), LINE_FLOOR_DBFS)
         self._next = (self._next + 1) % self._reference.size
         self._blocks += 1
+        self._last_line_dbfs = self._line[self._next - 1]
         if self.echo is not True and self._blocks >= self._line.size and self._blocks % JUDGE_EVERY_BLOCKS == 0:
             self._judge()
 
@@ -148,13 +167,16 @@ class EchoCanceller:
             capture = self._rtc.AudioFrame(line.tobytes(), PIPELINE_RATE, 1, BLOCK)
             self._apm.set_stream_delay_ms(0)
             self._apm.process_stream(capture)
-            out[offset:offset + BLOCK] = np.frombuffer(capture.data, np.int16)
+            if self.detector.echo:
+                out[offset:offset + BLOCK] = np.frombuffer(capture.data, np.int16) / np.float32(32768.0)
+            elif self.detector.echo is None:
+                out[offset:offset + BLOCK] = block[offset:offset + BLOCK] * np.float32(self.detector.gate_gain())
+            else:  # no echo: the canceller kept in step, but the line is heard as it is
+                out[offset:offset + BLOCK] = block[offset:offset + BLOCK]
         self._pending = block[whole:]
         self._pending_start = first + whole
         self._forget(first + whole)
-        if self.detector.echo is False:  # the canceller kept in step, but the line is heard as it is
-            return block[:whole].copy()
-        return out / np.float32(32768.0)
+        return out
 
     def _reference_at(self, at: int) -> np.ndarray:
         """The far end's audio for the block starting at timeline sample `at` (silence where none)."""

@@ -94,7 +94,7 @@ def test_speech_with_crackle_on_it_is_still_a_turn(tts, voice, sentences):
     assert len(result.bot_turns()) == 2 and answered_in_time(result)
 
 
-@pytest.mark.parametrize("kind, snr_db", [("white", 15), ("pink", 10), ("hum50", 10), ("hum60", 10)])
+@pytest.mark.parametrize("kind, snr_db", [("white", 15), ("pink", 10), ("hum50", 15), ("hum60", 15)])
 def test_line_noise_does_not_end_a_turn_mid_sentence(tts, voice, sentences, kind, snr_db):
     answered = [answered_in_time(noisy_turn(tts, voice, speech, kind, snr_db)) for speech in sentences]
     assert all(answered), answered
