@@ -129,3 +129,15 @@ def test_without_the_canceller_the_echo_cuts_the_greeting(tmp_path):
     call, stt = echo_rig(tmp_path, echo_cancellation=False)
     call.play([Wait(5.0), HangUp()], max_s=60)
     assert Call(call, stt).cut_short()[0] is True
+
+
+def test_until_the_detector_knows_the_echo_is_held_to_the_lines_level_and_a_caller_is_not(bot):
+    line = echoed(bot, 12, 0.08)
+    caller = speak("Alô, alô!")[: PIPELINE_RATE // 2]
+    line[PIPELINE_RATE: PIPELINE_RATE + caller.size] += caller
+    out, canceller = cancel_call(bot[: 2 * PIPELINE_RATE], line[: 2 * PIPELINE_RATE])
+    assert canceller.detector.echo is None  # 2 s: the window is not full yet
+    echo_only = slice(round(0.3 * PIPELINE_RATE), round(0.9 * PIPELINE_RATE))
+    assert level_dbfs(out[echo_only]) < level_dbfs(line[echo_only]) - 15
+    with_caller = slice(PIPELINE_RATE, PIPELINE_RATE + caller.size)
+    assert level_dbfs(out[with_caller]) > level_dbfs(line[with_caller]) - 3

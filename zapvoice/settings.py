@@ -350,8 +350,9 @@ class TurnSettings(Section):
     )
     echo_cancellation: bool = Field(
         True,
-        description="Remove the bot's own voice coming back on the caller's line (WebRTC AEC3) before turn "
-        "taking and transcription hear it, so the echo of a speakerphone or a hybrid does not interrupt the bot.",
+        description="Remove the bot's own voice coming back on the caller's line (WebRTC AEC3, on calls where a "
+        "per-call detector finds an echo) before turn taking and transcription hear it, so the echo of a "
+        "speakerphone or a hybrid does not interrupt the bot.",
     )
     speculative_stt: bool = Field(
         True,
