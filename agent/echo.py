@@ -51,6 +51,7 @@ QUIET_SPREAD_DB = 6.0  # the 10-90 % spread of a steady line's 10 ms levels (noi
 # are brought down to the line's own level (not to silence: the VAD's noise floor must not move).
 WORST_LOSS_DB = 12.0
 GATE_MARGIN_DB = 6.0
+MAX_LIFT_DB = 40.0  # the most a suppressed block is lifted back towards the line's own level
 
 
 def _level_dbfs(pcm: np.ndarray) -> float:
@@ -76,9 +77,11 @@ class EchoDetector:
         recent = self._reference[(self._next - 1 - np.arange(MAX_LAG_BLOCKS + 1)) % self._reference.size]
         if self._last_line_dbfs > recent.max() - WORST_LOSS_DB + GATE_MARGIN_DB:
             return 1.0
-        filled = self._line[: min(self._blocks, self._line.size)]
-        floor = float(np.percentile(filled, 10))
-        return float(10 ** (min(0.0, floor - self._last_line_dbfs) / 20))
+        return float(10 ** (min(0.0, self.line_floor_dbfs() - self._last_line_dbfs) / 20))
+
+    def line_floor_dbfs(self) -> float:
+        """The line's own level: the 10th percentile of its recent 10 ms levels (echo and speech have gaps)."""
+        return float(np.percentile(self._line[: min(self._blocks, self._line.size)], 10))
 
     def add(self, reference: np.ndarray, line: np.ndarray) -> None:
         """One 10 ms block: what the far end played and what the line brought at the same time (int16)."""
@@ -168,7 +171,8 @@ class EchoCanceller:
             self._apm.set_stream_delay_ms(0)
             self._apm.process_stream(capture)
             if self.detector.echo:
-                out[offset:offset + BLOCK] = np.frombuffer(capture.data, np.int16) / np.float32(32768.0)
+                cancelled = np.frombuffer(capture.data, np.int16) / np.float32(32768.0)
+                out[offset:offset + BLOCK] = cancelled * np.float32(self._up_to_floor(cancelled))
             elif self.detector.echo is None:
                 out[offset:offset + BLOCK] = block[offset:offset + BLOCK] * np.float32(self.detector.gate_gain())
             else:  # no echo: the canceller kept in step, but the line is heard as it is
@@ -177,6 +181,13 @@ class EchoCanceller:
         self._pending_start = first + whole
         self._forget(first + whole)
         return out
+
+    def _up_to_floor(self, cancelled: np.ndarray) -> float:
+        """Gain that lifts a block AEC3 suppressed below the line's own level back to it. AEC3 turns down
+        the whole line while it removes an echo, background included, which comes back in the bot's
+        pauses: on a humming line that rise looked like the caller starting to talk."""
+        level = _level_dbfs(cancelled * 32768.0)
+        return float(10 ** (min(MAX_LIFT_DB, max(0.0, self.detector.line_floor_dbfs() - level)) / 20))
 
     def _reference_at(self, at: int) -> np.ndarray:
         """The far end's audio for the block starting at timeline sample `at` (silence where none)."""

@@ -14,6 +14,7 @@ VAD's former thresholds (vad.start_db 12, vad.stop_db 7). "After" is the default
 - Echo: the caller's line carries what the caller heard back, `loss` dB down and `delay` late,
   through µ-law companding (at 16 kHz); the call is the greeting, a question and the whole reply.
   Cut: bot turns cut short (false barge-ins); stalls: times the bot's audio stopped and went on.
+- Echo in noise: the same call over white noise or 50 Hz hum on the line.
 - Barge-in: on the same line, the caller says a LibriVox sentence 2 s into the reply; stop is its
   onset (first 20 ms above -40 dBFS) to the end of the bot's audio as heard.
 - Cough: a 100-250 ms burst (-18 dBFS) 2 s into the reply; missing is how long the caller heard no
@@ -53,6 +54,7 @@ from tests.support.turn_taking import (  # noqa: E402
     call,
     cough,
     echo_call,
+    line_noise,
     noisy_turn,
     pops,
     question,
@@ -104,6 +106,21 @@ def bench_echo(tts, voice, delays) -> list[str]:
         rows.append(f"| {loss} dB | " + " | ".join(cells) + " |")
     return rows + ["", "before → **after**. Before, a cut greeting was often followed by a reply to the echo "
                    "itself (more turns than two).", ""]
+
+
+def bench_echo_in_noise(tts, voice) -> list[str]:
+    rows = ["### The echo on a noisy line (12 dB, 80 ms, µ-law): bot turns cut short / stalls", "",
+            "| background | before | after |", "|---|---:|---:|"]
+    for kind in ("white", "hum50"):
+        for dbfs in (-50.0, -40.0, -35.0):
+            before, after = both(lambda flat: echo_call(tts, voice, (12, 0.08), background=line_noise(kind, 30.0, dbfs),
+                                                        **flat))
+            rows.append(f"| {kind} at {dbfs:g} dBFS | {before.interrupted()} / "
+                        f"{sum(before.stalls(t) for t in range(len(before.bot_turns())))} | "
+                        f"**{after.interrupted()} / {after.stalls(0) + after.stalls(1)}** |")
+    return rows + ["", "AEC3 turns the whole line down while it cancels, background included; blocks it took below "
+                   "the line's own level are lifted back to it, or the background's return in the bot's pauses "
+                   "would read as the caller starting to talk.", ""]
 
 
 def bench_barge_in(tts, voice, sentences, delays) -> list[str]:
@@ -210,7 +227,7 @@ def main() -> None:
     sentences = [read_clip(c.audio) for c in clips if not c.name.isdigit()]
     everything = [read_clip(c.audio) for c in clips]
     delays = (20, 80, 200) if args.quick else DELAYS_MS
-    report = [*bench_echo(tts, voice, delays),
+    report = [*bench_echo(tts, voice, delays), *bench_echo_in_noise(tts, voice),
               *bench_barge_in(tts, voice, sentences[:2] if args.quick else sentences[:3], delays),
               *bench_cough(tts, voice), *bench_crackle(tts, voice),
               *bench_noise(tts, voice, sentences if args.quick else everything), *bench_cost(clips)]

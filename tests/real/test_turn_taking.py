@@ -26,6 +26,7 @@ from tests.support.turn_taking import (
     cough,
     echo_call,
     first_sound_s,
+    line_noise,
     noisy_turn,
     pops,
     question,
@@ -59,6 +60,12 @@ def test_the_bots_own_echo_does_not_interrupt_it(tts, voice, loss_db, delay_s):
     assert result.interrupted() == 0
     assert len(result.bot_turns()) == 2 and result.stalls(0) == 0 and result.stalls(1) == 0
     assert result.rig.conversation.echo.detector.echo is True
+
+
+@pytest.mark.parametrize("kind", ["white", "hum50"])
+def test_the_echo_on_a_noisy_line_does_not_interrupt_the_bot(tts, voice, kind):
+    result = echo_call(tts, voice, (12, 0.08), background=line_noise(kind, 30.0, -40.0))
+    assert result.cut_short() == [False, False] and result.stalls(1) == 0
 
 
 def test_without_the_canceller_the_echo_cuts_the_greeting(tts, voice):
