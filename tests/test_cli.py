@@ -128,7 +128,7 @@ def test_config_show_says_where_each_value_came_from(tmp_path):
 def test_a_cross_field_mistake_stops_start_up_with_a_clear_message():
     result = run("serve", "-c", "vad.stop_db=20")
     assert result.returncode == 2
-    assert "vad: stop_db (20) must be below start_db (12)" in result.stderr and "Traceback" not in result.stderr
+    assert "vad: stop_db (20) must be below start_db (9)" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_pipe_closed_early_is_not_a_traceback():

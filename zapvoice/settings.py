@@ -312,10 +312,12 @@ class VadSettings(Section):
     flat_prefix: ClassVar[str] = "vad_"
 
     start_db: float = Field(
-        12.0, gt=0, description="Speech starts this many dB above the learned noise floor."
+        9.0, gt=0, description="Speech starts this many dB above the learned noise floor (on a quiet line "
+        "vad.min_level_dbfs decides instead)."
     )
     stop_db: float = Field(
-        7.0, gt=0, description="Speech continues while above floor + this many dB (hysteresis: below vad.start_db)."
+        3.0, gt=0, description="Speech continues while above floor + this many dB (hysteresis: below vad.start_db). "
+        "Low, so that a noisy line's soft syllables do not end the turn mid-sentence.",
     )
     min_level_dbfs: float = Field(
         -48.0, description="Nothing quieter than this is speech, however quiet the line is."
@@ -355,7 +357,18 @@ class TurnSettings(Section):
     barge_in_min_ms: int = Field(
         200, ge=20,
         description="Caller speech needed to interrupt the bot. Output pauses at the onset and resumes if the "
-        "sound stops sooner (a cough, a click, the bot's own echo).",
+        "sound stops sooner (a cough, a click).",
+    )
+    resume_quiet_ms: int = Field(
+        100, ge=20,
+        description="Quiet after a sound too short to interrupt (turns.barge_in_min_ms) before paused output "
+        "resumes where it stopped; the sound's utterance stays open, so speech that goes on pauses it again.",
+    )
+    echo_cancellation: bool = Field(
+        True,
+        description="Remove the bot's own voice coming back on the caller's line (WebRTC AEC3, on calls where a "
+        "per-call detector finds an echo) before turn taking and transcription hear it, so the echo of a "
+        "speakerphone or a hybrid does not interrupt the bot.",
     )
     speculative_stt: bool = Field(
         True,
