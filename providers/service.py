@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from zapvoice.agent.browser.server import Playground
 from zapvoice.providers.client_gone import unless_client_leaves
 from zapvoice.providers.contracts import Message as ChatMessage
 from zapvoice.providers.errors import ProviderError, error_body, openai_status
@@ -63,10 +64,13 @@ def create_app(settings: Settings, engines: ServiceEngines,
     """`engines`: the in-process ones (zapvoice.composition.service_engines), whose workers and
     cache /ready reports. `alongside`: something to run beside the service on the same engines
     (the 4143 gateway), started with it and stopped before the engines are closed."""
+    playground = Playground(settings, engines)  # a browser conversation on this process's engines
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         async with alongside() if alongside else nullcontext():
             yield
+        await playground.aclose()
         await engines.aclose()
 
     docs = settings.service.api_docs == "on" or (settings.service.api_docs == "auto" and settings.service.is_loopback)
@@ -89,6 +93,8 @@ def create_app(settings: Settings, engines: ServiceEngines,
         async def metrics() -> Response:
             body, content_type = METRICS.exposition()
             return Response(body, media_type=content_type)
+
+    app.router.routes.extend(playground.routes())
 
     @app.get("/health", summary="The process is alive")
     @app.head("/health", include_in_schema=False)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import uvicorn
+from zapvoice.agent.browser.server import Playground
 from zapvoice.agent.command_support import load_engines, stop_on_signals
 from zapvoice.agent.zuckzapgo.protocol import CallsNotEnabled, ZuckZapGoAPI, ZuckZapGoError
 from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
@@ -56,7 +57,7 @@ def run_agent(settings: Settings) -> int:
     async def serve(agent: ZuckZapGoAgent, stop: asyncio.Event) -> int:
         secret = settings.zuckzapgo.webhook_secret.get_secret_value() if settings.zuckzapgo.webhook_secret else None
         token = settings.service.token.get_secret_value() if settings.service.token else None
-        app = create_agent_app(agent, secret, settings.service.metrics, token)
+        app = create_agent_app(agent, secret, settings.service.metrics, token, Playground(settings, agent.engines))
         server = _Server(server_config(app, settings.service, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         stopping = asyncio.create_task(stop.wait())

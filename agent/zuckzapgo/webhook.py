@@ -1,5 +1,5 @@
-"""The agent's small HTTP service: a health check, Prometheus /metrics, and the route ZuckZapGo's webhook
-posts call events to.
+"""The agent's small HTTP service: a health check, Prometheus /metrics, the route ZuckZapGo's webhook
+posts call events to, and the browser playground and /calls pages (agent/browser).
 
 A webhook only makes the agent poll at once, so a ringing call is answered without waiting for
 the next poll. Its payload shape is not documented, so the call id is not trusted: the poll
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hmac
 import logging
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from zapvoice.agent.browser.server import Playground
 from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
 from zapvoice.providers.metrics import scrape
 
@@ -25,8 +27,9 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 
 
 def create_agent_app(agent: ZuckZapGoAgent, secret: str | None, metrics: str = "off",
-                     token: str | None = None) -> Starlette:
-    """`metrics` and `token`: service.metrics and service.token, as the service's /metrics uses them."""
+                     token: str | None = None, playground: Playground | None = None) -> Starlette:
+    """`metrics` and `token`: service.metrics and service.token, as the service's /metrics uses them;
+    `playground`: the browser pages on this port too, ended with the app."""
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "calls": len(agent.calls),
                              "zuckzapgo": {None: "unknown", True: "reachable", False: "unreachable"}[agent.reachable]})
@@ -57,4 +60,11 @@ def create_agent_app(agent: ZuckZapGoAgent, secret: str | None, metrics: str = "
     routes = [Route("/health", health), Route("/metrics", prometheus)]
     if secret:
         routes.append(Route("/zuckzapgo/webhook", webhook, methods=["POST"]))
-    return Starlette(routes=routes)
+    if playground is None:
+        return Starlette(routes=routes)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette):
+        yield
+        await playground.aclose()
+    return Starlette(routes=routes + playground.routes(), lifespan=lifespan)
