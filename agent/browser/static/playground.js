@@ -45,6 +45,7 @@ function counters() {
 
 async function start() {
   startButton.disabled = true;
+  state.error = state.ended = null;
   show("starting", "asking for the microphone");
   try {
     context = new AudioContext();
@@ -113,7 +114,8 @@ function control(message) {
     state.callId = message.call_id;
     show("in call", message.call_id);
   } else if (message.type === "turn") {
-    const turn = { ...message, page_round_trip_ms: message.user ? pendingRoundTrip : null };
+    const turn = { ...message, page_round_trip_ms: message.user ? pendingRoundTrip : null,
+      received_bytes: state.bytesReceived }; // the bot's audio so far: this turn's ends here
     if (message.user) pendingRoundTrip = null;
     state.turns.push(turn);
     transcript(turn);
@@ -162,6 +164,6 @@ function fail(reason) {
   startButton.disabled = false;
 }
 
-startButton.addEventListener("click", () => { state.error = null; state.ended = null; start(); });
+startButton.addEventListener("click", () => start());
 stopButton.addEventListener("click", hangUp);
 counters();

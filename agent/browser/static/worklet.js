@@ -14,6 +14,7 @@ class Capture extends AudioWorkletProcessor {
     super();
     const { targetRate, frameSamples } = options.processorOptions;
     this.ratio = sampleRate / targetRate;
+    this.frameSamples = frameSamples;
     this.frame = new Int16Array(frameSamples);
     this.filled = 0;
     this.sum = 0;
@@ -44,10 +45,10 @@ class Capture extends AudioWorkletProcessor {
   }
 
   flush() {
-    const rms = Math.sqrt(this.energy / this.frame.length);
+    const rms = Math.sqrt(this.energy / this.frameSamples);
     const pcm = this.frame.buffer;
     this.port.postMessage({ pcm, rms, at: currentTime }, [pcm]);
-    this.frame = new Int16Array(this.frame.length);
+    this.frame = new Int16Array(this.frameSamples); // the old one went with its buffer
     this.filled = 0;
     this.energy = 0;
   }
