@@ -11,9 +11,10 @@ import asyncio
 import logging
 import uuid
 from pathlib import Path
+from string import Template
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -45,7 +46,7 @@ class Playground:
         self.calls: set[BrowserCall] = set()
 
     def routes(self) -> list[BaseRoute]:
-        return [Route("/playground", _page("index.html")), Route("/calls", _page("calls.html")),
+        return [Route("/playground", _page("playground", "Playground")), Route("/calls", _page("calls", "Calls")),
                 Mount("/playground/static", app=StaticFiles(directory=STATIC), name="playground-static"),
                 WebSocketRoute("/playground/ws", self.connect),
                 Route("/calls/api", self.list_calls), Route("/calls/api/{day}/{name}", self.show_call)]
@@ -111,7 +112,14 @@ class Playground:
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _page(name: str):
-    async def page(_: Request) -> FileResponse:
-        return FileResponse(STATIC / name, media_type="text/html")
+def _page(name: str, title: str):
+    """A page: its main part (static/NAME.html) and script (static/NAME.js) in the pages' shared shell."""
+    current = ' aria-current="page"'
+    nav = " ".join(f'<a href="/{link}"{current if link == name else ""}>{text}</a>'
+                   for link, text in (("playground", "Playground"), ("calls", "Calls")))
+    html = Template((STATIC / "shell.html").read_text(encoding="utf-8")).substitute(
+        title=title.lower(), nav=nav, main=(STATIC / f"{name}.html").read_text(encoding="utf-8"), script=f"{name}.js")
+
+    async def page(_: Request) -> HTMLResponse:
+        return HTMLResponse(html)
     return page
