@@ -1,21 +1,29 @@
 """The playground's WebSocket and the /calls API on the real service (scripted Whisper, test voices, the fake
-LLM), over a real socket with a Python WebSocket client: a whole browser call, its record read back, and
-the refusals (wrong token, audio before the start, a bad page number, a path outside the records)."""
+LLM), over a real socket with a Python WebSocket client: a whole browser call and its record read back, a
+caller talking over the greeting, the agent's port serving the same, the refusals (wrong token, audio before
+the start, a bad page number, an id outside the records), and the records' paging on files written here."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import httpx
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from zapvoice.agent.browser.records import calls_page, one_call
+from zapvoice.agent.browser.server import Playground
+from zapvoice.agent.zuckzapgo.webhook import create_agent_app
 
 from tests.conftest import SCRIPTED_TEXT, TOKEN
+from tests.support.servers import serve_config_in_thread
 from tests.support.speech import speak
 from zapvoice.audio import to_int16
+from zapvoice.composition import service_engines
+from zapvoice.http_server import server_config
 
 FRAME = 1920
 
@@ -122,3 +130,85 @@ def test_a_connection_that_does_not_start_properly_is_refused(playground, first,
             return error, closed.value.rcvd.code
     error, code = asyncio.run(attempt())
     assert error == {"type": "error", "error": refusal} and code == 1008
+
+
+def test_talking_over_the_greeting_cuts_it_and_the_record_keeps_what_was_heard(playground):
+    async def call() -> tuple[dict, dict]:
+        async with connect(f"{playground.url.replace('http', 'ws')}/playground/ws") as ws:
+            await ws.send(json.dumps({"type": "start", "token": TOKEN}))
+            heard: list[bytes] = []
+            await next_event(ws, heard)  # ready
+            while len(heard) < 12:  # a third of the greeting is out
+                heard.append(await asyncio.wait_for(ws.recv(), 30))
+            pcm = to_int16(np.concatenate([speak("olá, tudo bem?"), np.zeros(16000, np.float32)])).tobytes()
+            for at in range(0, len(pcm), FRAME):
+                await ws.send(pcm[at:at + FRAME])
+            cut, answer = await next_event(ws, heard), await next_event(ws, heard)
+            await ws.send(json.dumps({"type": "hangup"}))
+            return cut, answer
+    cut, answer = asyncio.run(call())
+    greeting = "Olá! Como posso ajudar?".split()
+    said = cut["assistant"].split()
+    assert cut["interrupted"] and cut["user"] == "" and 0 < len(said) < len(greeting) and said == greeting[:len(said)]
+    assert answer["user"] == SCRIPTED_TEXT and not answer["interrupted"]
+
+
+def test_the_agent_port_serves_the_playground_too(make_settings):
+    class IdleAgent:
+        calls: dict = {}
+        reachable = None
+
+    settings = make_settings()
+    engines = service_engines(settings)
+    app = create_agent_app(IdleAgent(), None, "off", TOKEN, Playground(settings, engines))
+    agent = serve_config_in_thread(server_config(app, settings.service, host="127.0.0.1", port=0))
+
+    async def call() -> list[dict]:
+        async with connect(f"{agent.url.replace('http', 'ws')}/playground/ws") as ws:
+            await ws.send(json.dumps({"type": "start", "token": TOKEN}))
+            ready = await next_event(ws, [])
+            await ws.send(json.dumps({"type": "hangup"}))
+            events = [ready]
+            while (event := await next_event(ws, []))["type"] != "ended":
+                events.append(event)
+            return [*events, event]
+    try:
+        assert httpx.get(f"{agent.url}/playground").status_code == 200
+        events = asyncio.run(call())
+    finally:
+        agent.stop()
+        asyncio.run(engines.aclose())
+    assert events[0]["type"] == "ready" and events[-1] == {"type": "ended", "reason": "the caller hung up"}
+
+
+def write_record(directory, day: str, name: str, lines: list, mtime: float) -> None:
+    path = directory / day / f"{name}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line if isinstance(line, str) else json.dumps(line) + "\n" for line in lines))
+    os.utime(path, (mtime, mtime))
+
+
+def test_the_records_are_paged_newest_first_and_survive_a_cut_line(tmp_path):
+    started = {"event": "call_started", "at": 1.0, "transport": "gateway", "direction": "inbound", "caller": "5521"}
+    turn = {"event": "turn", "user": "oi", "assistant": "olá", "interrupted": False, "stt_ms": 300.0}
+    for n in range(5):
+        write_record(tmp_path, "2026-01-02", f"call-{n}", [started | {"call_id": f"call-{n}"}, turn,
+                     {"event": "call_ended", "reason": "the caller hung up", "duration_s": 4.5}], mtime=1000 + n)
+    write_record(tmp_path, "2026-01-01", "old", [started | {"call_id": "old"}, '{"event": "tu'], mtime=5000)
+    write_record(tmp_path, "2026-01-02", ".hidden", [started], mtime=9000)
+    (tmp_path / "notes").mkdir()
+    first, last = calls_page(tmp_path, 1, 4), calls_page(tmp_path, 2, 4)
+    assert [c["call_id"] for c in first["calls"]] == ["call-4", "call-3", "call-2", "call-1"]
+    assert [c["call_id"] for c in last["calls"]] == ["call-0", "old"]
+    assert (first["pages"], first["total"]) == (2, 6)
+    assert first["calls"][0] | {"call_id": None} == {
+        "id": "2026-01-02/call-4", "call_id": None, "started_at": 1.0, "transport": "gateway", "direction": "inbound",
+        "caller": "5521", "called": "", "turns": 1, "duration_s": 4.5, "ended": "the caller hung up"}
+    assert last["calls"][1] | {"id": None} == {  # cut mid-write by a crash: no end, the cut line skipped
+        "id": None, "call_id": "old", "started_at": 1.0, "transport": "gateway", "direction": "inbound",
+        "caller": "5521", "called": "", "turns": 0, "duration_s": None, "ended": None}
+    assert one_call(tmp_path, "2026-01-02", "call-0")["turns"] == [turn]
+    assert calls_page(tmp_path / "absent", 1, 20) == {"page": 1, "per_page": 20, "pages": 1, "total": 0, "calls": []}
+    for page, per_page in ((0, 20), (1, 0), (1, 101)):
+        with pytest.raises(ValueError):
+            calls_page(tmp_path, page, per_page)
