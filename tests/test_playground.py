@@ -212,3 +212,24 @@ def test_the_records_are_paged_newest_first_and_survive_a_cut_line(tmp_path):
     for page, per_page in ((0, 20), (1, 0), (1, 101)):
         with pytest.raises(ValueError):
             calls_page(tmp_path, page, per_page)
+
+
+def test_the_bot_ends_the_call_after_its_goodbye_is_heard(make_service, tmp_path):
+    service = make_service(llm_model="goodbye", agent_record_dir=tmp_path / "calls", agent_greeting="")
+
+    async def call() -> tuple[list[dict], list[bytes]]:
+        events, audio = [], []
+        async with connect(f"{service.url.replace('http', 'ws')}/playground/ws") as ws:
+            await ws.send(json.dumps({"type": "start", "token": TOKEN}))
+            events.append(await next_event(ws, audio))
+            pcm = to_int16(np.concatenate([speak("tchau"), np.zeros(16000, np.float32)])).tobytes()
+            for at in range(0, len(pcm), FRAME):
+                await ws.send(pcm[at:at + FRAME])
+            events.append(await next_event(ws, audio))
+            events.append(await next_event(ws, audio))
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+        return events, audio
+    (ready, turn, ended), audio = asyncio.run(call())
+    assert turn["assistant"] == "Obrigado pela ligação, tchau!" and audio
+    assert ended == {"type": "ended", "reason": "the bot ended the call"}

@@ -16,11 +16,9 @@ class BrowserLine:
 
     def __init__(self, socket: PlaygroundSocket):
         self.socket = socket
-        self.hung_up = False
 
     async def send(self, frame: np.ndarray) -> None:
         await self.socket.audio(frame.astype("<i2", copy=False).tobytes())
 
     async def hang_up(self) -> None:
-        """The bot ended the call; BrowserCall tells the page why, then closes."""
-        self.hung_up = True
+        """Nothing yet: the bot ended the call, and BrowserCall.run() tells the page why before it closes."""
