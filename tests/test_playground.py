@@ -233,3 +233,18 @@ def test_the_bot_ends_the_call_after_its_goodbye_is_heard(make_service, tmp_path
     (ready, turn, ended), audio = asyncio.run(call())
     assert turn["assistant"] == "Obrigado pela ligação, tchau!" and audio
     assert ended == {"type": "ended", "reason": "the bot ended the call"}
+
+
+def test_a_call_outlives_the_http_deadlines_of_its_upgrade_request(make_service):
+    """The WebSocket starts as an HTTP request whose body h11 never sees end: the body deadline must not fire."""
+    edge = make_service(header_timeout_s=0.3, body_timeout_s=0.3, keep_alive_s=0.3)
+
+    async def call() -> list[dict]:
+        async with connect(f"{edge.url.replace('http', 'ws')}/playground/ws") as ws:
+            await ws.send(json.dumps({"type": "start", "token": TOKEN}))
+            events = [await next_event(ws, []), await next_event(ws, [])]  # ready; the greeting, 2 s of it played
+            await ws.send(json.dumps({"type": "hangup"}))
+            return [*events, await next_event(ws, [])]
+    ready, greeted, ended = asyncio.run(call())
+    assert greeted["assistant"] == "Olá! Como posso ajudar?"
+    assert ended == {"type": "ended", "reason": "the caller hung up"}

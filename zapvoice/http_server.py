@@ -151,7 +151,11 @@ class GuardedH11Protocol(H11Protocol):
         if self.refused:
             return
         super().data_received(data)
-        if not self.refused:
+        if self.transport.get_protocol() is not self:
+            # Upgraded to a WebSocket (the playground's): h11 still waits for the upgrade request's end of body,
+            # which never comes, and the body deadline would write a 408 into the socket.
+            self._stop_deadline()
+        elif not self.refused:
             self._follow_phase()
 
     def on_response_complete(self) -> None:
