@@ -113,7 +113,7 @@ def main() -> None:
               "round trip ms (page) | page − server ms |", "|---|---|---|---|---|---|---|---|---|"]
     gaps = []
     for run, clip, turn in rows:
-        seconds = soundfile.info(clip.path).duration
+        seconds = soundfile.info(clip.audio).duration
         gap = (turn["page_round_trip_ms"] - turn["first_audio_ms"]
                if turn.get("page_round_trip_ms") is not None and turn.get("first_audio_ms") is not None else None)
         if gap is not None:

@@ -61,7 +61,8 @@ def run_agent(settings: Settings) -> int:
         server = _Server(server_config(app, settings.service, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         stopping = asyncio.create_task(stop.wait())
-        log.info("agent answering calls of %s; health at http://%s:%d/health%s", settings.zuckzapgo.url,
+        log.info("agent answering calls of %s; health at http://%s:%d/health, the browser playground at /playground%s",
+                 settings.zuckzapgo.url,
                  settings.service.host, settings.service.port,
                  ", webhook at /zuckzapgo/webhook?secret=..." if secret else "")
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
