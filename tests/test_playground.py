@@ -160,7 +160,7 @@ def test_the_agent_port_serves_the_playground_too(make_settings):
 
     settings = make_settings()
     engines = service_engines(settings)
-    app = create_agent_app(IdleAgent(), None, "off", TOKEN, Playground(settings, engines))
+    app = create_agent_app(IdleAgent(), None, "off", TOKEN, playground=Playground(settings, engines))
     agent = serve_config_in_thread(server_config(app, settings.service, host="127.0.0.1", port=0))
 
     async def call() -> list[dict]:
