@@ -41,8 +41,7 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 2
     try:
-        loaded = load(getattr(args, "config", None) or getattr(args, "root_config", None),
-                      getattr(args, "root_assignments", []) + getattr(args, "assignments", []), _flag_values(args))
+        loaded = _load(args)
     except ConfigError as exc:
         print(f"zapvoice: {exc}", file=sys.stderr)
         return 2
@@ -57,6 +56,12 @@ def _main(argv: list[str] | None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     args.origins = loaded.origins
     return args.run(settings, args)
+
+
+def _load(args: argparse.Namespace):
+    """The settings of a parsed command line: its --config, -c and flags over ZAPVOICE_* and the defaults."""
+    return load(getattr(args, "config", None) or getattr(args, "root_config", None),
+                getattr(args, "root_assignments", []) + getattr(args, "assignments", []), _flag_values(args))
 
 
 def serve(settings: Settings, _: argparse.Namespace) -> int:
@@ -140,6 +145,30 @@ def gateway(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     _say_where(settings)
     return run_gateway(settings, args.echo)
+
+
+def health(_: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 if the serve, agent or gateway that `args.target` runs (default: PID 1's command, a container's)
+    answers on its /health; its settings are read as that command reads them."""
+    from zapvoice.health import CHECKED_COMMANDS, HealthError, health_url, probe, running_argv
+
+    try:
+        argv = args.target or running_argv()
+        target = _parser().parse_args(argv)
+        name = getattr(getattr(target, "run", None), "__name__", "")
+        if name not in CHECKED_COMMANDS:
+            raise HealthError(f"`zapvoice {' '.join(argv)}` serves nothing to check: "
+                              f"name one of {', '.join(CHECKED_COMMANDS)}")
+        url = health_url(name, _load(target).settings)
+    except (HealthError, ConfigError) as exc:
+        print(f"zapvoice: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"zapvoice: invalid settings:\n{_describe(exc)}", file=sys.stderr)
+        return 2
+    healthy, line = probe(url, args.timeout)
+    print(line)
+    return 0 if healthy else 1
 
 
 def _ports_free(settings: Settings, command: str) -> bool:
@@ -333,6 +362,14 @@ def _parser() -> argparse.ArgumentParser:
     gateway_cmd.add_argument("--echo", action="store_true",
                              help="no models: answer, press 1, echo the caller's audio, hang up (checks a gateway)")
     gateway_cmd.set_defaults(run=gateway)
+    health_cmd = commands.add_parser(
+        "health", allow_abbrev=False, help="exit 0 if a running serve, agent or gateway answers on its port",
+        description="Checks GET /health of the command given, on the port its flags, --config and ZAPVOICE_* "
+        "settings give it; with no command, the one PID 1 runs (a container's, for its HEALTHCHECK).")
+    health_cmd.add_argument("--timeout", type=float, default=4.0, metavar="S", help="seconds to wait for the answer")
+    health_cmd.add_argument("target", nargs=argparse.REMAINDER, metavar="COMMAND ...",
+                            help="the command as it is run, with its flags: gateway --gateway-port 5000")
+    health_cmd.set_defaults(run=health)
     zuckzapgo = commands.add_parser("zuckzapgo", help="configure a ZuckZapGo instance", allow_abbrev=False
                                     ).add_subparsers(metavar="ACTION")
     command(zuckzapgo, "setup", help="enable the calls engine in manual mode and subscribe to call events"
