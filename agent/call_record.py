@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class CallRecord:
     def __init__(self, info: CallInfo, directory: Path | None):
         self.info = info
         self.turns: list[dict] = []
+        self.listeners: list[Callable[[dict], None]] = []  # each line as it is written (the playground shows them)
         self.path = None
         if directory is not None:
             safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", info.call_id)[:80]
@@ -73,12 +75,14 @@ class CallRecord:
         log.info("call %s ended after %.1f s: %s", self.info.call_id, duration_s, reason)
 
     def _write(self, entry: dict) -> None:
+        line = {"at": time.time(), "call_id": self.info.call_id, **entry}
+        for listener in self.listeners:
+            listener(line)
         if self.path is None:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as out:
-                out.write(json.dumps({"at": time.time(), "call_id": self.info.call_id, **entry},
-                                     ensure_ascii=False) + "\n")
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
         except OSError as exc:  # a full disk must not end the call
             log.warning("cannot write the record of call %s: %s", self.info.call_id, exc)

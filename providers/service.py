@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from zapvoice.agent.browser.server import Playground
 from zapvoice.providers.client_gone import unless_client_leaves
 from zapvoice.providers.contracts import Message as ChatMessage
 from zapvoice.providers.errors import ProviderError, error_body, openai_status
@@ -65,12 +66,14 @@ def create_app(settings: Settings, engines: ServiceEngines,
     cache /ready reports. `alongside`: something to run beside the service on the same engines
     (the 4143 gateway), started with it and stopped before the engines are closed."""
     llm_probe = LlmProbe(settings.llm)
+    playground = Playground(settings, engines)  # a browser conversation on this process's engines
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         await llm_probe.check_and_warn()
         async with alongside() if alongside else nullcontext():
             yield
+        await playground.aclose()
         await llm_probe.aclose()
         await engines.aclose()
 
@@ -94,6 +97,8 @@ def create_app(settings: Settings, engines: ServiceEngines,
         async def metrics() -> Response:
             body, content_type = METRICS.exposition()
             return Response(body, media_type=content_type)
+
+    app.router.routes.extend(playground.routes())
 
     @app.get("/health", summary="The process is alive")
     @app.head("/health", include_in_schema=False)

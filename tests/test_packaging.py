@@ -18,6 +18,10 @@ def test_the_wheel_holds_only_zapvoice_with_its_catalog(tmp_path):
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"zapvoice"}
     assert "zapvoice/models.txt" in names
+    static = ROOT / "agent" / "browser" / "static"
+    pages = {f"zapvoice/agent/browser/static/{path.name}" for path in static.iterdir()}
+    assert {"zapvoice/agent/browser/static/shell.html", "zapvoice/agent/browser/static/worklet.js"} <= pages
+    assert pages <= set(names), pages - set(names)  # the playground's pages, served from the installed package
     packages = {str(path.parent.relative_to(ROOT)) for path in ROOT.glob("*/**/__init__.py")
                 if path.parts[len(ROOT.parts)] in {"agent", "providers", "zapvoice"}}
     for package in packages:  # every folder of the three is in the wheel, under zapvoice/

@@ -22,6 +22,7 @@ from http import HTTPStatus
 
 import h11
 import uvicorn
+from starlette.routing import WebSocketRoute
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
@@ -150,7 +151,11 @@ class GuardedH11Protocol(H11Protocol):
         if self.refused:
             return
         super().data_received(data)
-        if not self.refused:
+        if self.transport.get_protocol() is not self:
+            # Upgraded to a WebSocket (the playground's): h11 still waits for the upgrade request's end of body,
+            # which never comes, and the body deadline would write a 408 into the socket.
+            self._stop_deadline()
+        elif not self.refused:
             self._follow_phase()
 
     def on_response_complete(self) -> None:
@@ -239,14 +244,15 @@ class QuerySecretFilter(logging.Filter):
 
 
 class WebSocketRefusal:
-    """Refuses every WebSocket handshake with a JSON 404 (the ASGI denial-response extension): these
-    apps have no WebSocket routes, and uvicorn would otherwise answer 403 with an empty body."""
+    """Refuses WebSocket handshakes with a JSON 404 (the ASGI denial-response extension) on every path but
+    the app's own WebSocket routes (the playground's): uvicorn would otherwise answer 403 with an empty body."""
 
     def __init__(self, app):
         self.app = app
+        self.paths = {route.path for route in getattr(app, "routes", ()) if isinstance(route, WebSocketRoute)}
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "websocket":
+        if scope["type"] != "websocket" or scope["path"] in self.paths:
             return await self.app(scope, receive, send)
         await receive()  # websocket.connect
         body = json.dumps({"error": f"no WebSocket endpoint at {scope['path']}"}).encode()

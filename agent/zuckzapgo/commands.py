@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import uvicorn
+from zapvoice.agent.browser.server import Playground
 from zapvoice.agent.command_support import load_engines, stop_on_signals
 from zapvoice.agent.zuckzapgo.protocol import CallsNotEnabled, ZuckZapGoAPI, ZuckZapGoError
 from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
@@ -60,11 +61,13 @@ def run_agent(settings: Settings) -> int:
         llm = LlmProbe(settings.llm)
         await llm.check_and_warn()
         await _warn_if_calls_are_skipped(agent.api)
-        app = create_agent_app(agent, secret, settings.service.metrics, token, llm_status=llm.current)
+        app = create_agent_app(agent, secret, settings.service.metrics, token, llm_status=llm.current,
+                               playground=Playground(settings, agent.engines))
         server = _Server(server_config(app, settings.service, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         stopping = asyncio.create_task(stop.wait())
-        log.info("agent answering calls of %s; health at http://%s:%d/health%s", settings.zuckzapgo.url,
+        log.info("agent answering calls of %s; health at http://%s:%d/health, the browser playground at /playground%s",
+                 settings.zuckzapgo.url,
                  settings.service.host, settings.service.port,
                  ", webhook at /zuckzapgo/webhook?secret=..." if secret else "")
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,5 +1,5 @@
-"""The agent's small HTTP service: a health check, Prometheus /metrics, and the route ZuckZapGo's webhook
-posts call events to.
+"""The agent's small HTTP service: a health check, Prometheus /metrics, the route ZuckZapGo's webhook
+posts call events to, and the browser playground and /calls pages (agent/browser).
 
 A webhook only makes the agent poll at once, so a ringing call is answered without waiting for
 the next poll. Its payload shape is not documented, so the call id is not trusted: the poll
@@ -12,11 +12,13 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from zapvoice.agent.browser.server import Playground
 from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
 from zapvoice.providers.metrics import scrape
 
@@ -26,9 +28,11 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 
 
 def create_agent_app(agent: ZuckZapGoAgent, secret: str | None, metrics: str = "off",
-                     token: str | None = None, llm_status: Callable[[], dict] | None = None) -> Starlette:
+                     token: str | None = None, llm_status: Callable[[], dict] | None = None,
+                     playground: Playground | None = None) -> Starlette:
     """`metrics` and `token`: service.metrics and service.token, as the service's /metrics uses them.
-    `llm_status`: what /health says of the LLM (providers.llm_check)."""
+    `llm_status`: what /health says of the LLM (providers.llm_check). `playground`: the browser pages on
+    this port too, ended with the app."""
     async def health(_: Request) -> JSONResponse:
         answer = {"status": "ok", "calls": len(agent.calls),
                   "zuckzapgo": {None: "unknown", True: "reachable", False: "unreachable"}[agent.reachable]}
@@ -62,4 +66,11 @@ def create_agent_app(agent: ZuckZapGoAgent, secret: str | None, metrics: str = "
     routes = [Route("/health", health), Route("/metrics", prometheus)]
     if secret:
         routes.append(Route("/zuckzapgo/webhook", webhook, methods=["POST"]))
-    return Starlette(routes=routes)
+    if playground is None:
+        return Starlette(routes=routes)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette):
+        yield
+        await playground.aclose()
+    return Starlette(routes=routes + playground.routes(), lifespan=lifespan)
