@@ -157,9 +157,10 @@ class EchoCanceller:
         samples = np.asarray(samples, np.float32).reshape(-1)
         block = np.concatenate((self._pending, samples))
         whole = block.size - block.size % BLOCK
-        # The chunk's last sample arrived now; audio left pending keeps the place it had.
+        # The chunk's last sample arrived now, unless audio came faster than real time (a burst): then it
+        # follows the audio before it, so no two chunks claim the same moment. Pending audio keeps its place.
         arrived_end = round(self._clock.now() * PIPELINE_RATE) - self._origin
-        first = self._pending_start if self._pending.size else arrived_end - samples.size
+        first = self._pending_start if self._pending.size else max(self._pending_start, arrived_end - samples.size)
         out = np.empty(whole, np.float32)
         pcm = np.clip(np.round(block[:whole] * 32768.0), -32768, 32767).astype(np.int16)
         for offset in range(0, whole, BLOCK):

@@ -141,3 +141,16 @@ def test_until_the_detector_knows_the_echo_is_held_to_the_lines_level_and_a_call
     assert level_dbfs(out[echo_only]) < level_dbfs(line[echo_only]) - 15
     with_caller = slice(PIPELINE_RATE, PIPELINE_RATE + caller.size)
     assert level_dbfs(out[with_caller]) > level_dbfs(line[with_caller]) - 3
+
+
+def test_caller_audio_that_arrives_in_a_burst_is_placed_after_what_came_before(bot):
+    """A client that sends 2 s of speech at once, just after the bot spoke: the chunks follow one another on the
+    timeline instead of all claiming the moment they arrived, which lay under the bot's last words and was
+    held down to the line's level."""
+    clock = Clock()
+    canceller = EchoCanceller(clock)
+    canceller.played(bot[: PIPELINE_RATE], 0.0)
+    clock.t = 1.0  # the bot's second has been played; now the caller's audio comes in, all at once
+    caller = np.concatenate([speak("Eu queria saber se vocês abrem amanhã."), np.zeros(PIPELINE_RATE, np.float32)])
+    out = np.concatenate([canceller.cancel(caller[at:at + 960]) for at in range(0, caller.size, 960)])
+    assert level_dbfs(out) > level_dbfs(caller[: out.size]) - 1
