@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from zapvoice.agent.call_record import CallRecord, TurnTimes
 from zapvoice.agent.clock import Clock, MonotonicClock
+from zapvoice.agent.end_of_turn import EndOfTurn
 from zapvoice.agent.line import CallInfo, CallLine
 from zapvoice.agent.playout import Playout
 from zapvoice.agent.sentences import SentenceSplitter, WholeText
-from zapvoice.agent.vad import EnergyVAD, NoiseDropped, PauseStarted, SpeechResumed, SpeechStarted, TurnEnded, VadEvent
+from zapvoice.agent.vad import NoiseDropped, PauseStarted, SpeechResumed, SpeechStarted, TurnEnded, VadEvent
 from zapvoice.providers.contracts import Engines, Message, Speech, ToolCall, Transcript
 from zapvoice.providers.errors import ProviderError, UnknownVoice
 from zapvoice.providers.spoken_text import to_spoken
@@ -72,7 +73,8 @@ class Conversation:
         self.engines = engines
         self.clock = clock or MonotonicClock()
         self.record = CallRecord(info, agent.record_dir)
-        self.vad = EnergyVAD(vad)
+        self.end_of_turn = EndOfTurn(turns, vad, engines.turn, self._spawn, self._on_vad)
+        self.vad = self.end_of_turn.vad
         self.playout = Playout(line.send, self.clock, line.frame_samples, line.lead_frames)
         self.system = agent.system_prompt.format_map(_Blank(info.prompt_fields()))
         self.history: list[Message] = []
@@ -124,7 +126,7 @@ class Conversation:
         """The caller's audio, 16 kHz mono float32, in chunks of any size."""
         if self._done.is_set():
             return
-        for event in self.vad.process(samples):
+        for event in self.end_of_turn.process(samples):
             self._on_vad(event)
         if self._interrupting and self.vad.speech_ms >= self.turns.barge_in_min_ms:
             self._barge_in()

@@ -86,7 +86,8 @@ class Engines:
     turn: TurnModel | None = None
 
     async def aclose(self) -> None:
-        for engine in (self.stt, self.llm, self.tts, *([self.turn] if self.turn is not None else [])):  # clients close a connection pool, models a worker pool
+        turn = [self.turn] if self.turn is not None else []
+        for engine in (self.stt, self.llm, self.tts, *turn):  # clients close a connection pool, models a worker pool
             if hasattr(engine, "aclose"):
                 await engine.aclose()
             elif hasattr(engine, "close"):

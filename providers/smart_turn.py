@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from faster_whisper.feature_extractor import FeatureExtractor
+from onnxruntime.capi import onnxruntime_pybind11_state as _ort_errors
+from zapvoice.providers.workers import BoundedWorker
 
 from zapvoice.audio import PIPELINE_RATE
-from zapvoice.providers.workers import BoundedWorker
 
 WINDOW_S = 8
 WINDOW = WINDOW_S * PIPELINE_RATE
@@ -33,8 +34,12 @@ class SmartTurn:
         options.inter_op_num_threads = 1
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(model_file), sess_options=options,
-                                            providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(model_file), sess_options=options,
+                                                providers=["CPUExecutionProvider"])
+        except (_ort_errors.InvalidProtobuf, _ort_errors.InvalidGraph, _ort_errors.Fail,
+                _ort_errors.NoSuchFile) as exc:  # not OSError or ValueError: name them for _load's message
+            raise ValueError(str(exc)) from exc
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
         if list(inputs) != ["input_features"] or inputs["input_features"][1:] != [N_MELS, 100 * WINDOW_S]:
             raise ValueError(f"{model_file} is not a Smart Turn v3 model (inputs {inputs})")

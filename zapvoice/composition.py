@@ -22,6 +22,7 @@ from zapvoice.providers.contracts import Engines
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.llm import OpenAIChat
 from zapvoice.providers.model_store import ModelError, ModelStore
+from zapvoice.providers.smart_turn import SmartTurn
 from zapvoice.providers.stt import WhisperSTT
 from zapvoice.providers.tts import PiperTTS
 from zapvoice.settings import Settings
@@ -56,9 +57,12 @@ def agent_engines(settings: Settings) -> Engines:
     stt = ContractSTT(settings.stt.url, token, timeout) if settings.stt.url else load_whisper(settings)
     tts = ContractTTS(settings.tts.url, token, timeout) if settings.tts.url else load_voices(settings)
     llm = ContractChat(settings.llm.url, token, timeout) if settings.llm.is_contract else OpenAIChat(settings.llm)
-    log.info("agent engines: stt %s, llm %s, tts %s", settings.stt.url or f"whisper {settings.stt.whisper_model}",
-             settings.llm.url, settings.tts.url or ", ".join(settings.tts.voices))
-    return Engines(stt, llm, tts)
+    turn = load_turn_model(settings) if settings.turns.end_of_turn == "smart-turn" else None
+    log.info("agent engines: stt %s, llm %s, tts %s, end of turn %s",
+             settings.stt.url or f"whisper {settings.stt.whisper_model}", settings.llm.url,
+             settings.tts.url or ", ".join(settings.tts.voices),
+             settings.turns.smart_turn_model if turn else "on silence")
+    return Engines(stt, llm, tts, turn)
 
 
 def load_whisper(settings: Settings, download: bool | None = None) -> WhisperSTT:
@@ -79,6 +83,17 @@ def load_voices(settings: Settings, download: bool | None = None) -> PiperTTS:
     tts = _load("Piper voices", ", ".join(map(str, voice_files.values())), lambda: PiperTTS(voice_files, settings.tts))
     tts.warm_up()
     return tts
+
+
+def load_turn_model(settings: Settings, download: bool | None = None) -> SmartTurn:
+    """The end-of-turn model (turns.smart_turn_model), fetched if allowed, loaded and warmed; one model call
+    at a time, each on one thread, with a pending call allowed per call the agent takes."""
+    store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
+    download = settings.models.auto_download if download is None else download
+    model_file = store.turn_model_file(settings.turns.smart_turn_model, download)
+    model = _load("end-of-turn model", model_file, lambda: SmartTurn(model_file, queue=settings.agent.max_calls))
+    model.warm_up()
+    return model
 
 
 def _load(what: str, where: object, load):
