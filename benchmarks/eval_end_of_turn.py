@@ -13,9 +13,9 @@ turn logic (agent/end_of_turn.py: EnergyVAD plus the policy) in 20 ms chunks on 
 The real model judges every pause; its answer arrives after the p90 of its measured call time
 on this machine (a fixed delay, so the figures do not depend on the load of the run).
 
-A false cut-off: the first turn end the agent declared is before the caller's last word (the
-turn's speech end, from the audio, more than 100 ms later). Wait: from that last word to the
-turn end, over turns not cut off. Pauses per turn: the VAD's pauses up to the turn end, each a
+A false cut-off: the agent declared the turn over before the caller's last word (the turn's
+speech end: the last 10 ms 15 dB above the clean recording's floor), so it would have answered
+over the rest of the sentence. Wait: from that last word to the turn end, over turns not cut off. Pauses per turn: the VAD's pauses up to the turn end, each a
 speculative transcription today; complete verdicts per turn: the pauses the model called complete,
 the transcriptions speculative STT would start if it waited for the model. Each table is for 16 kHz audio and for the same turns through
 an 8 kHz µ-law line (what a 4143 gateway caller sends, upsampled to 16 kHz by the agent).
@@ -75,7 +75,6 @@ CUT_AT = (1 / 3, 1 / 2, 2 / 3)
 LEAD_S, TAIL_S = 1.0, 3.0
 NOISE_DBFS = -45.0
 CHUNK = 320  # 20 ms
-CUT_TOLERANCE_S = 0.1
 MAX_ENERGY_MS = 2500  # the sweep's longest silence: the tail must outlast it
 ENERGY_SILENCES_MS = (300, 600, 1000, 1500, 2000)
 # (vad.pause_ms, turns.smart_turn_max_silence_ms, turns.smart_turn_threshold); the first is the defaults
@@ -189,7 +188,7 @@ def run_energy(turn: Turn, settings) -> Outcome:
     events = EndOfTurn(settings.turns, settings.vad, None, asyncio.ensure_future, lambda e: None).process(turn.audio)
     first = next(event for event in events if isinstance(event, TurnEnded))
     pauses = sum(isinstance(event, PauseStarted) and event.at_s < first.at_s for event in events)
-    cut = first.speech_end_s < turn.speech_end_s - CUT_TOLERANCE_S
+    cut = first.at_s < turn.speech_end_s
     return Outcome(cut, None if cut else first.at_s - turn.speech_end_s, pauses, 0)
 
 
@@ -221,8 +220,8 @@ def run_turn(turn: Turn, settings, model: SmartTurn, delay_s: float, cache: dict
     clock.run(main())
     if not ended:
         raise RuntimeError(f"{turn.name}: no turn end within {TAIL_S:g} s of silence")
-    at, first = ended[0]
-    cut = first.speech_end_s < turn.speech_end_s - CUT_TOLERANCE_S
+    at, _ = ended[0]
+    cut = at < turn.speech_end_s
     return Outcome(cut, None if cut else at - turn.speech_end_s, pauses[0], timed.complete_verdicts)
 
 
