@@ -43,6 +43,7 @@ from zapvoice.providers.smart_turn import SmartTurn  # noqa: E402
 
 from benchmarks.publish import provenance, publish, start  # noqa: E402
 from tests.support.clock import VirtualClock  # noqa: E402
+from tests.support.end_of_turn import run_end_of_turn  # noqa: E402
 from tests.support.real_models import english_clips, joe_voice, smart_turn_model, whisper_base_dir  # noqa: E402
 from tests.support.settings import build_settings  # noqa: E402
 from zapvoice.audio import PIPELINE_RATE, from_int16, resample, to_int16  # noqa: E402
@@ -194,35 +195,14 @@ def run_energy(turn: Turn, settings) -> Outcome:
 
 def run_turn(turn: Turn, settings, model: SmartTurn, delay_s: float, cache: dict[bytes, float]) -> Outcome:
     clock = VirtualClock()
-    ended: list[tuple[float, TurnEnded]] = []
-    pauses = [0]
     timed = TimedModel(model, clock, delay_s, cache, settings.turns.smart_turn_threshold)
-
-    async def main() -> None:
-        tasks: set[asyncio.Task] = set()
-
-        def spawn(work):
-            task = asyncio.create_task(work)
-            tasks.add(task)
-            return task
-
-        policy = EndOfTurn(settings.turns, settings.vad, timed, spawn, lambda e: ended.append((clock.now(), e)))
-        for start_at in range(0, turn.audio.size, CHUNK):
-            await clock.sleep(CHUNK / PIPELINE_RATE)  # the chunk has arrived: now is the end of its audio
-            for event in policy.process(turn.audio[start_at:start_at + CHUNK]):
-                pauses[0] += isinstance(event, PauseStarted)
-                if isinstance(event, TurnEnded):
-                    ended.append((clock.now(), event))
-            if ended:
-                break
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    clock.run(main())
-    if not ended:
+    seen = run_end_of_turn(clock, turn.audio, settings, timed, CHUNK, until_end=True)
+    at = next((at for at, event in seen if isinstance(event, TurnEnded)), None)
+    if at is None:
         raise RuntimeError(f"{turn.name}: no turn end within {TAIL_S:g} s of silence")
-    at, _ = ended[0]
+    pauses = sum(isinstance(event, PauseStarted) for _, event in seen)
     cut = at < turn.speech_end_s
-    return Outcome(cut, None if cut else at - turn.speech_end_s, pauses[0], timed.complete_verdicts)
+    return Outcome(cut, None if cut else at - turn.speech_end_s, pauses, timed.complete_verdicts)
 
 
 @dataclass(frozen=True)

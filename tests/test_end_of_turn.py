@@ -17,6 +17,7 @@ from zapvoice.providers.model_store import ModelError, ModelStore
 
 from tests.support.call_rig import CallRig, HangUp, Say, UntilBotDone
 from tests.support.clock import VirtualClock
+from tests.support.end_of_turn import run_end_of_turn
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply, ScriptedTurnModel
 from tests.support.fake_hub import build_fake_hub
 from tests.support.servers import serve_in_thread
@@ -34,24 +35,7 @@ def run_policy(audio: np.ndarray, probabilities, delay_s=0.05, **overrides):
     settings = build_settings(**{"end_of_turn": "smart-turn", **overrides})
     clock = VirtualClock()
     model = ScriptedTurnModel(clock, probabilities, delay_s)
-    seen: list[tuple[float, object]] = []
-
-    async def main() -> None:
-        tasks: set[asyncio.Task] = set()
-
-        def spawn(work):
-            task = asyncio.create_task(work)
-            tasks.add(task)
-            return task
-
-        policy = EndOfTurn(settings.turns, settings.vad, model, spawn, lambda e: seen.append((clock.now(), e)))
-        for start in range(0, audio.size, CHUNK):
-            seen.extend((clock.now(), e) for e in policy.process(audio[start:start + CHUNK]))
-            await clock.sleep(CHUNK / 16000)
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    clock.run(main())
-    return seen, model
+    return run_end_of_turn(clock, audio, settings, model, CHUNK), model
 
 
 def kinds(seen) -> list[type]:
