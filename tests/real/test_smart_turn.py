@@ -3,13 +3,17 @@ the model, and the model tells a finished real sentence from the same sentence c
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 
 import numpy as np
 import pytest
 import soundfile
+from zapvoice.providers.model_store import ModelError
 from zapvoice.providers.smart_turn import SmartTurn
 
+from tests.support.settings import build_settings
+from zapvoice.composition import load_turn_model
 from zapvoice.settings import TurnSettings
 
 # Two LibriVox sentences that end where the reader finished a sentence (the other three end at a comma).
@@ -53,3 +57,18 @@ def test_a_finished_real_sentence_scores_high_and_the_same_sentence_cut_scores_l
     # Cut at 55 % and followed by 200 ms of silence, as the VAD's pause hands it over.
     cut = np.concatenate([audio[: int(audio.size * 0.55)], np.zeros(3200, np.float32)])
     assert model.probability(cut) < 0.3 < threshold
+
+
+def test_the_agent_loads_the_model_from_its_setting_and_judges_off_the_loop(real):
+    """composition.load_turn_model, as agent_engines calls it in smart-turn mode, then the async entry
+    point the conversation awaits (the worker pool)."""
+    settings = build_settings(end_of_turn="smart-turn", smart_turn_model=str(real["smart_turn"]))
+    model = load_turn_model(settings)
+    try:
+        probability = asyncio.run(model.complete(clip(real, COMPLETE[1])))
+    finally:
+        model.close()
+    assert probability > 0.9
+    missing = build_settings(end_of_turn="smart-turn", smart_turn_model=str(real["smart_turn"]) + ".gone.onnx")
+    with pytest.raises(ModelError, match="end-of-turn model .*gone.onnx does not exist"):
+        load_turn_model(missing)
