@@ -21,6 +21,7 @@ over the rest of the sentence. Wait: from that last word to the turn end, over t
 speculative transcription today; complete verdicts per turn: the pauses the model called complete,
 the transcriptions speculative STT would start if it waited for the model. Each table is for 16 kHz audio and for the same turns through
 an 8 kHz µ-law line (what a 4143 gateway caller sends, upsampled to 16 kHz by the agent).
+Piper samples noise as it synthesizes, so its turns (and the figures) differ a little run to run.
 """
 
 from __future__ import annotations
