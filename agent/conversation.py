@@ -10,7 +10,8 @@ Replies start speaking after the first sentence, not the whole answer. When the 
 the transcription starts early (speculative STT) and is thrown away if they go on. When the
 caller talks over the bot, output pauses at the onset; if the speech lasts barge_in_min_ms
 the reply is cancelled and only what the caller heard goes into the history, marked as
-interrupted; if it was a cough or a click, output resumes.
+interrupted; if it was a cough or a click, output resumes as soon as it is over. The bot's own
+echo on the caller's line is removed first (agent/echo.py), so it interrupts nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from zapvoice.agent.call_record import CallRecord, TurnTimes
 from zapvoice.agent.clock import Clock, MonotonicClock
+from zapvoice.agent.echo import EchoCanceller
 from zapvoice.agent.end_of_turn import EndOfTurn
 from zapvoice.agent.line import CallInfo, CallLine
 from zapvoice.agent.playout import Playout
@@ -75,7 +77,9 @@ class Conversation:
         self.record = CallRecord(info, agent.record_dir)
         self.end_of_turn = EndOfTurn(turns, vad, engines.turn, self._spawn, self._on_vad)
         self.vad = self.end_of_turn.vad
-        self.playout = Playout(line.send, self.clock, line.frame_samples, line.lead_frames)
+        self.echo = EchoCanceller(self.clock) if turns.echo_cancellation else None
+        self.playout = Playout(line.send, self.clock, line.frame_samples, line.lead_frames,
+                               on_sent=self.echo.played if self.echo is not None else None)
         self.system = agent.system_prompt.format_map(_Blank(info.prompt_fields()))
         self.history: list[Message] = []
         self.end_reason: str | None = None
@@ -85,6 +89,7 @@ class Conversation:
         self._speculative: tuple[int, asyncio.Task] | None = None  # (utterance, its transcription)
         self._untranscribed: np.ndarray | None = None  # a turn whose reply was cancelled before STT finished
         self._interrupting = False  # output paused at a caller onset; barge-in not confirmed yet
+        self._held = False  # output resumed over an open utterance too short to interrupt (so far)
         self._ignoring = False  # the current utterance talks over a reply that cannot be interrupted
         self._closing = False  # the farewell is under way
         self._hanging_up = False  # the call ends from our side: run() hangs up the line
@@ -126,10 +131,11 @@ class Conversation:
         """The caller's audio, 16 kHz mono float32, in chunks of any size."""
         if self._done.is_set():
             return
+        if self.echo is not None:
+            samples = self.echo.cancel(samples)
         for event in self.end_of_turn.process(samples):
             self._on_vad(event)
-        if self._interrupting and self.vad.speech_ms >= self.turns.barge_in_min_ms:
-            self._barge_in()
+        self._follow_short_sound()
 
     def stop(self, reason: str) -> None:
         """End the call now (the caller hung up, the line dropped): no farewell, no hangup request."""
@@ -198,10 +204,26 @@ class Conversation:
                     self._interrupting = False
                     self.playout.resume()
 
+    def _follow_short_sound(self) -> None:
+        """While output is paused at an onset: a barge-in once the sound lasts turns.barge_in_min_ms; output
+        back once it has been quiet turns.resume_quiet_ms short of that (a cough costs the caller its length,
+        not the VAD's end silence); paused again if the same utterance goes on."""
+        if self._interrupting:
+            if self.vad.speech_ms >= self.turns.barge_in_min_ms:
+                self._barge_in()
+            elif self.vad.quiet_ms >= self.turns.resume_quiet_ms:
+                self._interrupting, self._held = False, True
+                self.playout.resume()
+        elif self._held and (not self.vad.in_speech or self.vad.quiet_ms == 0):
+            self._held = False  # the utterance ended (noise) or goes on (maybe speech after all)
+            if self.vad.in_speech and self._reply is not None:
+                self._interrupting = True
+                self.playout.pause()
+
     def _barge_in(self, by_caller: bool = True) -> None:
         """The caller is really talking over the bot (or pressed keys; `by_caller` False: we end the call over
         it): cancel the reply, keep what was heard."""
-        self._interrupting = False
+        self._interrupting = self._held = False
         if by_caller:
             self.record.barged_in()
         reply = self._reply

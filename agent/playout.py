@@ -19,13 +19,17 @@ from zapvoice.agent.clock import Clock
 from zapvoice.audio import PIPELINE_RATE
 
 Send = Callable[[np.ndarray], Awaitable[None]]
+Sent = Callable[[np.ndarray, float], None]
 
 
 class Playout:
     """One call's outgoing audio. `run()` is the sending task; the rest is called by the conversation."""
 
-    def __init__(self, send: Send, clock: Clock, frame_samples: int, lead_frames: int):
+    def __init__(self, send: Send, clock: Clock, frame_samples: int, lead_frames: int, on_sent: Sent | None = None):
+        """`on_sent(frame, start_s)`: told of every frame sent and the clock time the far end starts playing
+        it (the echo canceller's reference)."""
         self._send = send
+        self._on_sent = on_sent
         self._clock = clock
         self.frame_samples = frame_samples
         self.frame_s = frame_samples / PIPELINE_RATE
@@ -93,8 +97,10 @@ class Playout:
                 continue
             frame, speech, callbacks = self._take_frame()
             await self._send(frame)
-            now = self._clock.now()
-            self._ends_at = max(self._ends_at, now) + self.frame_s
+            start = max(self._ends_at, self._clock.now())
+            self._ends_at = start + self.frame_s
+            if self._on_sent is not None:
+                self._on_sent(frame, start)
             self._sent_samples += speech
             for callback in callbacks:
                 callback()

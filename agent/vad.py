@@ -44,6 +44,16 @@ FALL_SUBFRAMES = 5
 STEADY_SUBFRAMES = 50
 STEADY_TRIM = 5
 STEADY_DB = 6.0
+# Crackle (a bad contact, a scratchy line) is pops of a few ms: loud sub-frames, but each holds its
+# energy in one short burst where speech spreads it over the whole 20 ms (a voiced sound repeats
+# every pitch period, 2.5-12 ms). A sub-frame whose loudest IMPULSE_SLICES slices of SLICE samples
+# (7.5 ms) carry at least IMPULSE_SHARE of its energy is measured without them: a pop on silence
+# stays silence, a pop on speech stays speech. Measured on 20 ms sub-frames within 30 dB of the
+# loudest of 10 real recordings (also through µ-law) and the Piper voice: 1.7 % reach 0.9, at onsets
+# and plosives, single sub-frames that a pause or onset counts over; 5 ms pops reach 0.93-1.0.
+SLICE = 40
+IMPULSE_SLICES = 3
+IMPULSE_SHARE = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +119,20 @@ def _subframes(ms: float) -> int:
     return math.ceil(round(ms * PIPELINE_RATE / 1000) / SUBFRAME)
 
 
+def _levels_dbfs(frames: np.ndarray) -> np.ndarray:
+    """Level of each sub-frame (rows of `frames`), a pop's few ms left out (IMPULSE_SHARE)."""
+    # RMS about the sub-frame's own mean: a DC offset or sub-50 Hz rumble is not sound.
+    centred = frames.astype(np.float64) - frames.mean(axis=1, keepdims=True, dtype=np.float64)
+    slices = np.square(centred).reshape(frames.shape[0], SUBFRAME // SLICE, SLICE).sum(axis=2)
+    total = slices.sum(axis=1)
+    count = slices.shape[1] - IMPULSE_SLICES + 1
+    burst = np.max(sum(slices[:, k:k + count] for k in range(IMPULSE_SLICES)), axis=1, initial=0.0)
+    impulsive = burst >= IMPULSE_SHARE * total
+    power = np.where(impulsive, (total - burst) / (SUBFRAME - IMPULSE_SLICES * SLICE), total / SUBFRAME)
+    # fmax turns digital silence (and NaN from corrupt input) into SILENCE_DBFS.
+    return 10.0 * np.log10(np.fmax(power, 10 ** (SILENCE_DBFS / 10)))
+
+
 class EnergyVAD:
     """Speech/pause/end-of-turn detector for one caller's 16 kHz mono float32 stream.
 
@@ -167,7 +191,7 @@ class EnergyVAD:
 
     @property
     def quiet_ms(self) -> float:
-        """How long the open utterance's current pause has lasted; 0 while speaking or silent."""
+        """How long the open utterance has been quiet (below the stay threshold); 0 while speaking or silent."""
         if self._state is not _State.PAUSED:
             return 0.0
         return (self._clock - self._pause_at) * 1000.0 / SUBFRAMES_PER_S
@@ -199,10 +223,7 @@ class EnergyVAD:
         whole = block.size - block.size % SUBFRAME
         self._remainder = block[whole:]
         frames = block[:whole].reshape(-1, SUBFRAME)
-        # RMS about the sub-frame's own mean: a DC offset or sub-50 Hz rumble is not sound.
-        # fmax turns digital silence (and NaN from corrupt input) into SILENCE_DBFS.
-        power = np.fmax(frames.var(axis=1, dtype=np.float64), 10 ** (SILENCE_DBFS / 10))
-        levels = (10.0 * np.log10(power)).tolist()
+        levels = _levels_dbfs(frames).tolist()
         events: list[VadEvent] = []
         for frame, level in zip(frames, levels):
             self._step(frame, level, events)

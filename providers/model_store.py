@@ -9,6 +9,7 @@ Layout: `<model_dir>/whisper/<name>/`, `<model_dir>/piper/<name>/<file in reposi
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,18 @@ _WHISPER_PATTERNS = [*WHISPER_FILES, "vocabulary.*", "preprocessor_config.json"]
 
 class ModelError(Exception):
     """A model is missing or unusable; the message says what to run."""
+
+
+class ModelMissing(ModelError):
+    """A models.txt model is not on disk and was not (or could not be) fetched: the ways out apply (WAYS_OUT).
+    `hub_down`: the hub did not answer at all, so fetching the other models from it is not worth trying."""
+
+    def __init__(self, message: str, hub_down: bool = False):
+        super().__init__(message)
+        self.hub_down = hub_down
+
+
+HUB_URL = "https://huggingface.co"
 
 
 @dataclass(frozen=True)
@@ -131,10 +144,12 @@ class ModelStore:
                     hf_hub_download(entry.repo, name, local_dir=folder, endpoint=self.hub_url,
                                     force_download=force, cache_dir=hub_cache)
         except (HfHubHTTPError, OSError, ValueError) as exc:
-            raise ModelError(f"could not fetch {entry.kind} {entry.name} from {entry.repo}: {exc}") from exc
+            down = _is_network_failure(exc)
+            raise ModelMissing(f"could not fetch {entry.kind} {entry.name} from {self.source(entry)}: "
+                               f"{_fetch_failure(exc)}", hub_down=down) from exc
         if not is_complete(entry, target):  # an offline hub or an odd repository "succeeds" with files missing
-            raise ModelError(f"could not fetch {entry.kind} {entry.name} from {entry.repo}: "
-                             f"{', '.join(_missing_files(entry, target))} missing after the download")
+            raise ModelMissing(f"could not fetch {entry.kind} {entry.name} from {self.source(entry)}: "
+                               f"{', '.join(_missing_files(entry, target))} missing after the download")
         return target
 
     def _ensure(self, entry: CatalogEntry, download: bool) -> Path:
@@ -142,11 +157,81 @@ class ModelStore:
         if is_complete(entry, target):
             return target
         if not download:
-            raise ModelError(f"{entry.kind} model {entry.name} is not in {self.root}: {self._pull_hint(entry)}")
+            raise ModelMissing(f"{entry.kind} model {entry.name} (from {self.source(entry)}) is not in {self.root}: "
+                               f"{self._pull_hint(entry)}")
         return self.pull(entry)
+
+    def source(self, entry: CatalogEntry) -> str:
+        """Where `entry` is fetched from: the repository's address on the hub or its mirror (models.hub_url)."""
+        where = f"{(self.hub_url or HUB_URL).rstrip('/')}/{entry.repo}"
+        return f"{where} ({entry.file})" if entry.file else where
+
+    def resolve(self, whisper: str | None, voices: list[str], download: bool) -> tuple[Path | None, dict[str, Path]]:
+        """The Whisper folder (None when `whisper` is None) and {voice name: .onnx} of every voice, fetching what
+        is missing when `download`. Every model is tried before giving up, so one ModelError names all that
+        failed, with the ways out (WAYS_OUT) when any is missing rather than broken."""
+        problems: list[ModelError] = []
+
+        def attempt(find, spec: str):
+            # After the hub failed to answer once, the others are only looked up on disk: each fetch
+            # would retry for most of a minute to the same end.
+            fetch = download and not any(isinstance(p, ModelMissing) and p.hub_down for p in problems)
+            try:
+                return find(spec, fetch)
+            except ModelMissing as exc:
+                if download and not fetch:
+                    exc = ModelMissing(f"{exc}; not fetched: the hub did not answer for the one above")
+                problems.append(exc)
+            except ModelError as exc:
+                problems.append(exc)
+            return None
+
+        whisper_dir = attempt(self.whisper_dir, whisper) if whisper is not None else None
+        voice_files = dict(found for found in (attempt(self.voice_file, spec) for spec in voices) if found)
+        if not problems:
+            return whisper_dir, voice_files
+        if len(problems) == 1 and not isinstance(problems[0], ModelMissing):
+            raise problems[0]
+        lines = [f"{len(problems)} of the models cannot be used:" if len(problems) > 1 else "a model cannot be used:",
+                 *(f"  - {problem}" for problem in problems)]
+        if any(isinstance(problem, ModelMissing) for problem in problems):
+            lines.append(WAYS_OUT.format(root=self.root))
+        raise ModelError("\n".join(lines))
 
     def _pull_hint(self, entry: CatalogEntry) -> str:
         return f"run `zapvoice models pull {entry.name} --model-dir {self.root}`"
+
+
+WAYS_OUT = """Ways out:
+  - use a model already on this machine: --whisper-model DIR (a faster-whisper folder), --voice FILE.onnx
+    (with its .onnx.json beside it)
+  - fetch from a Hugging Face mirror: --hub-url URL (ZAPVOICE_MODELS__HUB_URL)
+  - on a machine that can reach the hub, run `zapvoice models pull` (same --whisper-model and --voice names),
+    then copy its model folder (~/.cache/zapvoice by default) to {root} here"""
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _is_network_failure(exc: BaseException | None) -> bool:
+    """No answer from the hub: a refused or timed-out connection, an unknown host, offline mode, anywhere in
+    the chain of errors (huggingface_hub wraps its HTTP client's, which wrap the socket's)."""
+    while exc is not None:
+        if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _fetch_failure(exc: BaseException) -> str:
+    """What failed, from the first error huggingface_hub chained (the connection's own), without its
+    "check your internet connection" paragraph."""
+    cause = _root_cause(exc)
+    text = str(cause).strip()
+    return f"{type(cause).__name__}: {text.splitlines()[0].removeprefix('Got: ')}" if text else type(cause).__name__
 
 
 def _looks_like_path(spec: str) -> bool:

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zapvoice.providers.client_gone import unless_client_leaves
 from zapvoice.providers.contracts import Message as ChatMessage
 from zapvoice.providers.errors import ProviderError, error_body, openai_status
+from zapvoice.providers.llm_check import LlmProbe
 from zapvoice.providers.metrics import METRICS, RequestMetrics
 from zapvoice.providers.tts import MAX_SPEED, MIN_SPEED
 
@@ -63,10 +64,14 @@ def create_app(settings: Settings, engines: ServiceEngines,
     """`engines`: the in-process ones (zapvoice.composition.service_engines), whose workers and
     cache /ready reports. `alongside`: something to run beside the service on the same engines
     (the 4143 gateway), started with it and stopped before the engines are closed."""
+    llm_probe = LlmProbe(settings.llm)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        await llm_probe.check_and_warn()
         async with alongside() if alongside else nullcontext():
             yield
+        await llm_probe.aclose()
         await engines.aclose()
 
     docs = settings.service.api_docs == "on" or (settings.service.api_docs == "auto" and settings.service.is_loopback)
@@ -95,10 +100,12 @@ def create_app(settings: Settings, engines: ServiceEngines,
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Models are loaded and the service takes requests")
+    @app.get("/ready", summary="Models are loaded and the service takes requests; `llm`: whether the LLM answers")
     @app.head("/ready", include_in_schema=False)
     async def ready() -> dict:
-        return {"ready": True, "whisper": whisper_name, "voices": list(engines.tts.voices),
+        # Ready means the engines are loaded: /stt and /tts work with the LLM down, and an orchestrator
+        # restarting this process would not bring the LLM back. `llm` says whether /llm can answer.
+        return {"ready": True, "llm": llm_probe.current(), "whisper": whisper_name, "voices": list(engines.tts.voices),
                 "stt_jobs": engines.stt.worker.in_flight, "tts_jobs": engines.tts.worker.in_flight,
                 "tts_cache": {"entries": len(engines.tts.cache), "bytes": engines.tts.cache.bytes}}
 

@@ -31,7 +31,8 @@ from zapvoice.providers.contracts import Transcript
 from zapvoice.providers.decoding_loops import cut_loop
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.speech_check import check_speech
-from zapvoice.providers.workers import BoundedWorker
+from zapvoice.providers.whisper_batch import Utterance, decode_together
+from zapvoice.providers.workers import BatchingWorker
 
 from zapvoice.audio import PIPELINE_RATE
 from zapvoice.settings import STTSettings
@@ -43,6 +44,7 @@ _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 MEL_FRAMES_PER_S = 100  # Whisper's 10 ms feature hop
 PADDED_FRAMES = 3000  # the 30 s window Whisper was trained on
 SHORT_WINDOW_BASE_TOKENS = 12  # the token cap is this plus short_window_tokens_per_s per second
+WHISPER_MAX_LENGTH = 448  # Whisper's text context: prompt plus decoded tokens
 NO_SPEECH_PROBABILITY = 0.6  # faster-whisper's no_speech_threshold
 MIN_LANGUAGE_PROBABILITY = 0.5  # faster-whisper's language_detection_threshold
 
@@ -115,7 +117,8 @@ class WhisperSTT:
             local_files_only=True,
         )
         self.default_language = normalize_language(settings.language)
-        self.worker = BoundedWorker("stt", settings.concurrency, settings.queue)
+        self.worker: BatchingWorker[tuple[Callable[[], np.ndarray], str | None], Transcript] = BatchingWorker(
+            "stt", settings.concurrency, settings.queue, settings.max_batch, self._transcribe_batch)
 
     def warm_up(self) -> None:
         """One decode so the first caller does not pay for lazy initialisation."""
@@ -126,26 +129,89 @@ class WhisperSTT:
         return await self.transcribe_upload(lambda: samples, language)
 
     async def transcribe_upload(self, decode: Callable[[], np.ndarray], language: str | None = None) -> Transcript:
-        """`decode` (an upload to samples), the speech check and Whisper all run in one admitted worker slot:
+        """`decode` (an upload to samples), the speech check and Whisper all run in an admitted worker slot:
         a request the worker refuses costs nothing, and none of it runs on the event loop."""
         language = normalize_language(language) or self.default_language
-        return await self.worker.run(lambda: self._transcribe(decode(), language))
+        return await self.worker.run_batched((decode, language))
+
+    def _transcribe_batch(self, requests: list[tuple[Callable[[], np.ndarray], str | None]]
+                          ) -> list[Transcript | BaseException]:
+        """Each request's upload decoded and speech-checked on its own (a bad one fails alone), then the short
+        utterances decoded together and the rest one by one."""
+        heard = [self._checked(decode) for decode, _ in requests]
+        spoken = {i: (one[1], requests[i][1]) for i, one in enumerate(heard)
+                  if not isinstance(one, BaseException) and one[1] is not None}
+        texts = dict(zip(spoken, self._decode_many(list(spoken.values())), strict=True))
+        transcripts: list[Transcript | BaseException] = []
+        for i, ((_, language), one) in enumerate(zip(requests, heard, strict=True)):
+            if isinstance(one, BaseException):
+                transcripts.append(one)
+            elif i in texts:
+                transcripts.append(Transcript(*texts[i], one[0], speech=True))
+            else:
+                transcripts.append(Transcript("", language, one[0], speech=False))
+        return transcripts
+
+    def _checked(self, decode: Callable[[], np.ndarray]) -> tuple[float, np.ndarray | None] | BaseException:
+        """The upload's duration and its speech (None: the speech check found none), or why it is unreadable."""
+        try:
+            samples = decode()
+        except Exception as exc:  # noqa: BLE001 - this request's own error (a 4xx for an unreadable upload)
+            return exc
+        s = self.settings
+        span = check_speech(samples, s.speech_check, s.silence_dbfs, s.vad_threshold)
+        return samples.size / PIPELINE_RATE, None if span is None else samples[span.start : span.end]
 
     def _transcribe(self, samples: np.ndarray, language: str | None) -> Transcript:
-        s = self.settings
-        duration = samples.size / PIPELINE_RATE
-        span = check_speech(samples, s.speech_check, s.silence_dbfs, s.vad_threshold)
-        if span is None:
-            return Transcript("", language, duration, speech=False)
-        text, detected = self._decode(samples[span.start : span.end], language)
-        return Transcript(text, detected, duration, speech=True)
+        result = self._transcribe_batch([(lambda: samples, language)])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
-    def _decode(self, samples: np.ndarray, language: str | None) -> tuple[str, str]:
+    def _decode_many(self, utterances: list[tuple[np.ndarray, str | None]]) -> list[tuple[str, str]]:
+        s = self.settings
+        windows = [self._short_window(samples) for samples, _ in utterances]
+        short = [(i, window) for i, window in enumerate(windows) if window is not None]
+        if len(short) < 2 or s.beam_size > 1 or s.temperature_fallback:
+            return [self._decode(samples, language) for samples, language in utterances]
+        together = dict(zip([i for i, _ in short], self._decode_together(
+            [(*utterances[i], window) for i, window in short]), strict=True))
+        return [together.get(i) or self._decode_padded(*utterances[i]) for i in range(len(utterances))]
+
+    def _decode_together(self, utterances: list[tuple[np.ndarray, str | None, tuple[int, int]]]
+                         ) -> list[tuple[str, str] | None]:
+        """One Whisper pass for several short windows; None for each decode that looks degenerate."""
+        decoded = decode_together(self.model, [
+            Utterance(samples, language, frames, ctranslate2_max_new_tokens(cap, self._prompt_tokens))
+            for samples, language, (frames, cap) in utterances])
+        verdicts: list[tuple[str, str] | None] = []
+        for (samples, _, (_, cap)), one in zip(utterances, decoded, strict=True):
+            doubt = degenerate(one.text, [one], one.language_probability, samples.size / PIPELINE_RATE, cap)
+            if doubt is not None:
+                log.info("short window decode in a batch looked degenerate (%s: %r); decoding the padded window",
+                         doubt, one.text)
+            verdicts.append((one.text, one.language) if doubt is None else None)
+        return verdicts
+
+    @property
+    def _prompt_tokens(self) -> int:
+        """Start, language, task and no-timestamps; an English-only model has no language or task token."""
+        return 4 if self.model.model.is_multilingual else 2
+
+    def _short_window(self, samples: np.ndarray) -> tuple[int, int] | None:
+        """The short window's mel frames and token cap for this utterance, or None for the padded window."""
         s = self.settings
         seconds = samples.size / PIPELINE_RATE
         frames = short_window_frames(seconds, s) if s.short_window else None
-        if frames is not None:
-            cap = min(s.max_new_tokens, round(SHORT_WINDOW_BASE_TOKENS + s.short_window_tokens_per_s * seconds))
+        if frames is None:
+            return None
+        return frames, min(s.max_new_tokens, round(SHORT_WINDOW_BASE_TOKENS + s.short_window_tokens_per_s * seconds))
+
+    def _decode(self, samples: np.ndarray, language: str | None) -> tuple[str, str]:
+        seconds = samples.size / PIPELINE_RATE
+        window = self._short_window(samples)
+        if window is not None:
+            frames, cap = window
             segments, info = self._whisper(samples, language, cap, frames)
             text = _joined(segments)
             doubt = degenerate(text, segments, info.language_probability if language is None else 1.0,
@@ -153,7 +219,11 @@ class WhisperSTT:
             if doubt is None:
                 return text, info.language
             log.info("short window decode looked degenerate (%s: %r); decoding the padded window", doubt, text)
-        segments, info = self._whisper(samples, language, s.max_new_tokens, None)
+        return self._decode_padded(samples, language)
+
+    def _decode_padded(self, samples: np.ndarray, language: str | None) -> tuple[str, str]:
+        seconds = samples.size / PIPELINE_RATE
+        segments, info = self._whisper(samples, language, self.settings.max_new_tokens, None)
         text = _joined(segments)
         cut = cut_loop(text, seconds)
         if cut is not None:
@@ -161,7 +231,8 @@ class WhisperSTT:
             text = cut
         return text, info.language
 
-    def _whisper(self, samples: np.ndarray, language: str | None, max_new_tokens: int, frames: int | None):
+    def _whisper(self, samples: np.ndarray, language: str | None, tokens: int, frames: int | None):
+        """At most `tokens` decoded tokens (see `ctranslate2_max_new_tokens`)."""
         s = self.settings
         segments, info = self.model.transcribe(
             samples,
@@ -173,7 +244,7 @@ class WhisperSTT:
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=False,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=ctranslate2_max_new_tokens(tokens, self._prompt_tokens),
         )
         return list(segments), info
 
@@ -219,6 +290,14 @@ def short_window_frames(seconds: float, settings: STTSettings) -> int | None:
     return frames if frames < PADDED_FRAMES else None
 
 
+def ctranslate2_max_new_tokens(tokens: int, prompt: int) -> int:
+    """The `max_new_tokens` that lets Whisper decode `tokens` tokens after a `prompt`-token prompt. faster-whisper
+    passes max_length = prompt + max_new_tokens, but CTranslate2 stops a Whisper decode at
+    min(max_length // 2, max_length - prompt) tokens (OpenNMT/CTranslate2#1856: OpenAI's half-context limit), so
+    128 allowed only 66 and a dense utterance was cut or, on the short window, redone on the padded one."""
+    return min(max(2 * tokens - prompt, tokens), WHISPER_MAX_LENGTH - prompt)
+
+
 def _joined(segments) -> str:
     return " ".join(segment.text.strip() for segment in segments).strip()
 
@@ -226,14 +305,12 @@ def _joined(segments) -> str:
 def degenerate(text: str, segments, language_probability: float, seconds: float, cap: int) -> str | None:
     """Why a short-window decode should not be trusted, or None: the loop guard's signs (which include
     Whisper's compression-ratio test), Whisper's no-speech and language thresholds, and the token cap
-    reached (the decode was cut short, or was running away).
-    CTranslate2 stops a Whisper decode at (prompt + max_new_tokens) // 2 tokens (measured: cap 20 gives
-    12 on base, prompt 4, and 11 on tiny.en, prompt 2), so more than cap // 2 means it reached the cap."""
+    reached (the decode was cut short, or was running away)."""
     if not text:
         return "nothing decoded"
     if cut_loop(text, seconds) is not None:
         return "a loop"
-    if any(len(segment.tokens) > cap // 2 for segment in segments):
+    if any(len(segment.tokens) >= cap for segment in segments):
         return "the token cap reached"
     if any(segment.no_speech_prob > NO_SPEECH_PROBABILITY for segment in segments):
         return "a likely no-speech"

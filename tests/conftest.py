@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -23,6 +26,9 @@ from zapvoice.settings import Settings
 for _name in [n for n in os.environ if n.startswith("ZAPVOICE_")]:
     del os.environ[_name]
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Nothing a test starts writes into the developer's data directory (records, a generated token).
+os.environ["ZAPVOICE_DATA_DIR"] = tempfile.mkdtemp(prefix="zapvoice-data-")
+atexit.register(shutil.rmtree, os.environ["ZAPVOICE_DATA_DIR"], ignore_errors=True)
 
 TOKEN = "test-token-7f3a"
 SCRIPTED_TEXT = "olá, tudo bem?"

@@ -142,3 +142,28 @@ def test_decoding_holds_a_bounded_block_at_a_time(reads, channels):
     assert duration == pytest.approx(3.0) and samples.size == 3 * RATE
     assert 0.3 < np.abs(samples).max() < 0.6
     assert len(reads) > 1 and max(reads) <= 1 << 16, "never the whole file at once"
+
+
+def test_a_wav_sent_with_curl_data_gets_the_data_binary_hint():
+    """curl --data @file.wav drops every CR and LF byte and labels the body as a form."""
+    whole = encoded(tone(1.0, RATE), RATE)
+    stripped = whole.replace(b"\n", b"").replace(b"\r", b"")
+    assert len(stripped) < len(whole)
+    for body in (stripped, b"not audio at all"):
+        with pytest.raises(AudioError) as caught:
+            decode_audio(body, "application/x-www-form-urlencoded", 60)
+        assert caught.value.status == 422 and "--data-binary" in str(caught.value)
+    with pytest.raises(AudioError) as caught:
+        decode_audio(b"not audio at all", "audio/wav", 60)
+    assert "--data-binary" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b"not audio at all", "audio/wav"), (b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(30), "audio/wav"),
+    (b"\x00\x00\x00\x18ftypM4A " + bytes(40), "audio/mp4"), (b"fLaC" + bytes(40), None),
+])
+def test_unreadable_audio_names_no_python_object(body, content_type):
+    with pytest.raises(AudioError) as caught:
+        decode_audio(body, content_type, 60)
+    message = str(caught.value)
+    assert message.startswith("cannot read the audio: ") and " at 0x" not in message and "<" not in message

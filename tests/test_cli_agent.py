@@ -35,7 +35,9 @@ def test_setup_reports_what_it_changed_then_that_nothing_is_left(instance):
     first = run("zuckzapgo", "setup", env=env)
     assert first.returncode == 0, first.stderr
     assert "- callInboundMode: webhook -> manual" in first.stdout
-    assert "- event subscriptions: Message -> Message, Call" in first.stdout
+    assert "- event subscriptions: Message -> Message, Call, CallOffer, CallAccept, CallTerminate, CallOfferNotice, CallRelayLatency" in first.stdout
+    assert "- subscriptions read back: call events Call, CallOffer, CallAccept, CallTerminate, CallOfferNotice, " \
+           "CallRelayLatency kept" in first.stdout
     assert "engine is ready" in first.stdout
     second = run("zuckzapgo", "setup", env=env)
     assert second.returncode == 0 and "nothing to change" in second.stdout

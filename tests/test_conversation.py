@@ -18,6 +18,7 @@ from tests.support.clock import VirtualClock
 from tests.support.fake_engines import FakeChat, FakeSTT, FakeTTS, ScriptedReply
 from tests.support.settings import build_settings
 from tests.support.speech import speak
+from tests.support.turn_taking import Call, cough
 from zapvoice.settings import Settings
 
 STORY = ("Primeiro, abrimos às oito horas. Segundo, fechamos às seis da tarde. Terceiro, aos sábados "
@@ -121,13 +122,25 @@ def test_barge_in_stops_the_bot_and_keeps_only_what_was_heard(tmp_path, utteranc
     assert records(tmp_path)[2]["interrupted"] is True
 
 
-def test_a_cough_pauses_the_bot_which_then_goes_on(tmp_path, utterance):
-    call, _, llm, _ = rig(tmp_path, [STORY])
-    cough = (np.random.default_rng(1).normal(0, 0.2, 1600)).astype(np.float32)  # 100 ms burst
-    call.play([UntilBotDone(), Say(utterance), Wait(3.0), Say(cough), UntilBotDone(timeout_s=40),
-                          HangUp()], max_s=90)
+def test_a_cough_costs_the_caller_only_its_own_length_of_bot_audio(tmp_path, utterance):
+    call, stt, llm, tts = rig(tmp_path, [STORY])
+    call.play([UntilBotDone(), Say(utterance), Wait(3.0), Say(cough(150)), Wait(12.0), HangUp()], max_s=90)
     assert llm.closed_early == 0
     assert call.conversation.history[-1] == {"role": "assistant", "content": STORY}
+    reply = Call(call, stt)
+    assert reply.stalls(1) == 1  # the cough paused it once (the onset)...
+    assert reply.missing_s(1) < 0.25  # ...and it resumed when the cough was over, not after vad.end_silence_ms
+    # Resumed where it paused: every sample of every sentence was sent, none skipped.
+    sent = np.concatenate([frame for at, frame in call.line.sent if at > call.said[0][1]])
+    expected = sum(round(len(text) * tts.s_per_char * 16000) for text, _ in tts.texts[1:])
+    assert abs(np.flatnonzero(sent)[-1] + 1 - expected) < 200  # the tone crosses zero every 200 samples
+
+
+def test_without_early_resume_a_cough_pauses_the_bot_until_the_vad_drops_it(tmp_path, utterance):
+    call, stt, llm, _ = rig(tmp_path, [STORY], resume_quiet_ms=5000)
+    call.play([UntilBotDone(), Say(utterance), Wait(3.0), Say(cough(150)), Wait(12.0), HangUp()], max_s=90)
+    assert llm.closed_early == 0
+    assert Call(call, stt).missing_s(1) > 0.5
 
 
 def test_speculative_stt_is_used_at_the_end_of_the_turn(tmp_path, utterance):

@@ -124,15 +124,15 @@ def test_pull_again_fetches_nothing_unless_forced(fresh_hub, tmp_path):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("tiny", "could not fetch whisper tiny from Systran/faster-whisper-tiny"),  # repository not on the hub
-    ("en_US-lessac-medium", "could not fetch piper en_US-lessac-medium from rhasspy/piper-voices"),  # file not there
+    ("tiny", "could not fetch whisper tiny from {hub}/Systran/faster-whisper-tiny"),  # repository not on the hub
+    ("en_US-lessac-medium", "could not fetch piper en_US-lessac-medium from {hub}/rhasspy/piper-voices"),  # no file
 ])
 def test_what_the_hub_lacks_is_a_clear_error(fresh_hub, tmp_path, name, message):
     model_dir = tmp_path / "models"
     result = pull(fresh_hub, model_dir, name)
 
     assert result.returncode == 1
-    assert f"zapvoice: {message}" in result.stderr and "404" in result.stderr
+    assert f"zapvoice: {message.format(hub=fresh_hub.url)}" in result.stderr and "404" in result.stderr
     assert "Traceback" not in result.stderr
     entry = CATALOG["whisper" if name == "tiny" else "piper", name]
     assert not ModelStore(model_dir).local_path(entry).is_file()

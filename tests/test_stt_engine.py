@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import faster_whisper
 import numpy as np
 import pytest
+from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.stt import SingleEncodeWhisper, WhisperSTT, degenerate, short_window_frames
 
 from tests.conftest import SCRIPTED_TEXT
@@ -75,7 +76,8 @@ def segment(tokens=5, no_speech_prob=0.01):
     ("", [], 0.99, "nothing decoded"),
     ("Seven of clubs Seven of clubs Seven of clubs Seven of clubs", [segment()], 0.99, "a loop"),
     ("ha" * 30, [segment()], 0.99, "a loop"),
-    ("Seven of clubs.", [segment(tokens=16)], 0.99, "the token cap reached"),
+    ("Seven of clubs.", [segment(tokens=29)], 0.99, None),
+    ("Seven of clubs.", [segment(tokens=30)], 0.99, "the token cap reached"),
     ("Seven of clubs.", [segment(no_speech_prob=0.7)], 0.99, "a likely no-speech"),
     ("Seven of clubs.", [segment()], 0.3, "an unsure language detection"),
 ])
@@ -110,3 +112,43 @@ def test_a_looping_short_window_decode_is_redone_on_the_padded_window(tmp_path, 
     stt.close()
     assert [shape[-1] for shape in encoder_passes] == [800, 3000]
     assert text == "sete de paus"  # the padded decode loops too here, and the loop guard cuts it
+
+
+class EncoderBatches:
+    """Stands in for CTranslate2's Whisper (a C++ object), recording the batch size of each encoder pass."""
+
+    def __init__(self, inner):
+        self.inner, self.sizes = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode(self, features, **kwargs):
+        self.sizes.append(features.shape[0])
+        return self.inner.encode(features, **kwargs)
+
+
+def test_utterances_transcribed_together_share_one_encoder_pass(model_files):
+    stt = engine(model_files["whisper"])
+    stt.model.model = recorder = EncoderBatches(stt.model.model)
+    speech = [speak(text) for text in ("Olá, tudo bem?", "Bom dia", "Quero marcar um horário")]
+
+    def unreadable():
+        raise ProviderError(422, "unreadable audio")
+
+    requests = [(lambda s=s: s, language) for s, language in zip(speech, ["pt", None, "en"])]
+    results = stt._transcribe_batch([*requests[:2], (unreadable, None), requests[2]])
+    stt.close()
+    assert recorder.sizes == [3]
+    assert [(r.text, r.language) for r in results if not isinstance(r, BaseException)] == [
+        (SCRIPTED_TEXT, "pt"), (SCRIPTED_TEXT, "pt"), (SCRIPTED_TEXT, "en")]
+    assert isinstance(results[2], ProviderError) and results[2].status == 422
+
+
+def test_a_degenerate_decode_in_a_batch_is_redone_alone_on_the_padded_window(tmp_path, encoder_passes):
+    looped = "sete de paus sete de paus sete de paus sete de paus"
+    stt = engine(build_scripted_whisper(tmp_path / "looping", text=looped, language="pt"))
+    results = stt._transcribe_batch([(lambda: speak("Sete de paus"), "pt"), (lambda: speak("Bom dia"), "pt")])
+    stt.close()
+    assert [shape[-1] for shape in encoder_passes] == [3000, 3000]  # the batch's pass is CTranslate2's own
+    assert [r.text for r in results] == ["sete de paus", "sete de paus"]

@@ -20,6 +20,7 @@ from zapvoice.agent.vad import (
 
 from tests.support.settings import build_settings
 from tests.support.speech import speak
+from tests.support.turn_taking import pops
 from zapvoice.audio import resample
 from zapvoice.settings import VadSettings
 
@@ -365,3 +366,25 @@ def test_a_turn_says_when_its_speech_ended_however_it_ended():
     audio[int(3.3 * RATE) :] += shaped_noise(5.7, -35.0, seed=2, kind="phone")
     fan = run(audio)[3]
     assert fan.speech_end_s == pytest.approx(3.3, abs=0.15) and fan.at_s - fan.speech_end_s >= 0.8
+
+
+@pytest.mark.parametrize("dbfs, every_ms", [(-20.0, 25.0), (-30.0, 25.0), (-20.0, 40.0)])
+def test_crackle_is_not_speech(dbfs, every_ms):
+    line = np.concatenate([shaped_noise(1.0, -60.0), pops(5.0, dbfs, every_ms=every_ms), shaped_noise(1.0, -60.0)])
+    assert run(line) == []
+
+
+def test_without_the_pop_test_crackle_would_be_a_turn(monkeypatch):
+    monkeypatch.setattr("zapvoice.agent.vad.IMPULSE_SHARE", 2.0)  # no sub-frame is impulsive
+    line = np.concatenate([shaped_noise(1.0, -60.0), pops(5.0, -20.0), shaped_noise(1.0, -60.0)])
+    assert TurnEnded in kinds(run(line))
+
+
+def test_speech_with_crackle_on_it_keeps_its_onset_and_its_end():
+    speech = scaled(speak("Bom dia, eu queria marcar uma consulta."), -24.0)
+    clean = np.concatenate([shaped_noise(1.0, -60.0), speech, shaped_noise(1.5, -60.0, seed=1)])
+    crackly = clean + np.concatenate([np.zeros(RATE, np.float32), pops(speech.size / RATE, -30.0),
+                                      np.zeros(round(1.5 * RATE), np.float32)])
+    expected, got = run(clean), run(crackly)
+    assert kinds(got) == kinds(expected)
+    assert [e.at_s for e in got] == pytest.approx([e.at_s for e in expected], abs=0.05)

@@ -22,7 +22,7 @@ from zapvoice.agent.zuckzapgo.protocol import (
     ZuckZapGoError,
     ZuckZapGoUnreachable,
 )
-from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
+from zapvoice.agent.zuckzapgo.setup import CALL_EVENTS, enable_manual_mode
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
 
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
@@ -286,12 +286,12 @@ def test_setup_enables_manual_mode_and_keeps_the_subscriptions():
         requests = httpx.get(f"{running.url}/_fake/requests").json()
     finally:
         running.stop()
-    assert "callInboundMode: webhook -> manual" in first and "event subscriptions: Message -> Message, Call" in first
+    assert "callInboundMode: webhook -> manual" in first and "event subscriptions: Message -> Message, Call, CallOffer, CallAccept, CallTerminate, CallOfferNotice, CallRelayLatency" in first
     assert calls == [] and second[0].startswith("nothing to change")
     writes = [(r["method"], r["path"], r["json"]) for r in requests if r["method"] != "GET"]
     assert writes == [("PUT", "/call/config", {"callsEnabled": True, "callInboundMode": "manual", "callRecord": False}),
                       ("POST", "/session/disconnect", {}),
-                      ("POST", "/session/connect", {"Subscribe": ["Message", "Call"], "Immediate": True})]
+                      ("POST", "/session/connect", {"Subscribe": ["Message", *CALL_EVENTS], "Immediate": True})]
     assert all(r["token_ok"] for r in requests)
 
 

@@ -61,8 +61,32 @@ def decode_audio(body: bytes, content_type: str | None, max_seconds: float, *, m
     """
     if not body:
         raise AudioError("the request body is empty: send the audio as the body (WAV, FLAC, OGG or raw s16le)")
-    limits = _Limits(max_seconds, max_channels, max_samples)
     media = MediaType.parse(content_type)
+    if media.mime != FORM_TYPE:
+        return _decode(body, media, content_type, _Limits(max_seconds, max_channels, max_samples))
+    if _lost_bytes(body):
+        raise AudioError(f"the WAV header announces more bytes than arrived: {CURL_DATA_HINT}")
+    try:
+        return _decode(body, media, content_type, _Limits(max_seconds, max_channels, max_samples))
+    except AudioError as exc:
+        raise AudioError(f"{str(exc).rstrip('.')}; {CURL_DATA_HINT}", exc.status) from exc
+
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+CURL_DATA_HINT = ("the body came as form data (curl --data), which strips newlines from a file: "
+                  "send audio with curl --data-binary @file.wav -H 'Content-Type: audio/wav'")
+
+
+def _lost_bytes(body: bytes) -> bool:
+    """A RIFF whose size field says more than arrived: a file `curl --data` stripped of its newline bytes.
+    0 and 0xFFFFFFFF are what streaming writers put there before the size is known."""
+    if not body.startswith(b"RIFF") or len(body) < 8:
+        return False
+    declared = int.from_bytes(body[4:8], "little")
+    return declared not in (0, 0xFFFFFFFF) and declared + 8 > len(body)
+
+
+def _decode(body: bytes, media: MediaType, content_type: str | None, limits: _Limits) -> tuple[np.ndarray, float]:
     if _is_mp4_or_aac(body):
         return _read_with_pyav(body, limits)
     if body.startswith(_CONTAINER_MAGIC) or (media.mime not in RAW_PCM_TYPES and _is_audio_type(media.mime)):
@@ -78,7 +102,7 @@ def decode_audio(body: bytes, content_type: str | None, max_seconds: float, *, m
 
 def _is_audio_type(mime: str) -> bool:
     """Audio, unlabelled, or what `curl --data-binary` labels it: worth handing to soundfile."""
-    return mime.startswith("audio/") or mime in {"", "application/x-www-form-urlencoded"}
+    return mime.startswith("audio/") or mime in {"", FORM_TYPE}
 
 
 @dataclass(frozen=True)
@@ -157,8 +181,8 @@ def _read_with_pyav(body: bytes, limits: _Limits) -> tuple[np.ndarray, float]:
                 limits.check(decoded, rate, channels)
                 out.extend(piece.to_ndarray().reshape(-1) for piece in resampler.resample(frame))
             out.extend(piece.to_ndarray().reshape(-1) for piece in resampler.resample(None))
-    except av.error.FFmpegError as exc:
-        raise AudioError(f"cannot read the audio: {exc}") from exc
+    except av.error.FFmpegError as exc:  # its str() ends with the file name, "<none>" for a buffer
+        raise AudioError(f"cannot read the audio: {exc.strerror or type(exc).__name__}") from exc
     samples = np.concatenate(out) if out else np.zeros(0, np.float32)
     return np.nan_to_num(samples.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=-1.0), decoded / rate
 

@@ -41,8 +41,7 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 2
     try:
-        loaded = load(getattr(args, "config", None) or getattr(args, "root_config", None),
-                      getattr(args, "root_assignments", []) + getattr(args, "assignments", []), _flag_values(args))
+        loaded = _load(args)
     except ConfigError as exc:
         print(f"zapvoice: {exc}", file=sys.stderr)
         return 2
@@ -59,6 +58,12 @@ def _main(argv: list[str] | None) -> int:
     return args.run(settings, args)
 
 
+def _load(args: argparse.Namespace):
+    """The settings of a parsed command line: its --config, -c and flags over ZAPVOICE_* and the defaults."""
+    return load(getattr(args, "config", None) or getattr(args, "root_config", None),
+                getattr(args, "root_assignments", []) + getattr(args, "assignments", []), _flag_values(args))
+
+
 def serve(settings: Settings, _: argparse.Namespace) -> int:
     import uvicorn
 
@@ -67,11 +72,17 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
     from zapvoice.providers.model_store import ModelError
     from zapvoice.providers.service import create_app
 
-    if not settings.service.is_loopback and settings.service.token is None and not settings.service.allow_no_auth:
-        print(f"zapvoice: refusing to serve on {settings.service.host} without a token. "
-              "Set --token-file (ZAPVOICE_TOKEN) "
-              "to ZuckZapGo's callProviderToken, or pass --allow-no-auth to accept anyone.", file=sys.stderr)
+    if not settings.service.is_loopback and settings.service.token is None and settings.service.allow_no_auth:
+        log.warning("serving on %s with no token (--allow-no-auth): anyone who reaches port %d can use the "
+                    "service", settings.service.host, settings.service.port)
+    if not _ports_free(settings, "serve"):
         return 2
+    if settings.service.token is None and not settings.service.allow_no_auth:
+        with_token = _with_generated_token(settings)
+        if with_token is None:
+            return 2
+        settings = with_token
+    _say_where(settings)
     try:
         engines = service_engines(settings)
     except ModelError as exc:
@@ -86,9 +97,38 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def _with_generated_token(settings: Settings) -> Settings | None:
+    """`settings` with the data directory's token (generated on the first start), or None after saying why not."""
+    from zapvoice.first_run import TokenFileError, loose_permissions, provider_token, zuckzapgo_instructions
+
+    try:
+        token = provider_token(settings.service)
+    except TokenFileError as exc:
+        print(f"zapvoice: {exc}", file=sys.stderr)
+        return None
+    if token.created:
+        print(zuckzapgo_instructions(settings.service, token.value), flush=True)
+    else:
+        log.info("provider token: the one in %s (generated on the first start; --token-file to use another)",
+                 token.path)
+        if loose_permissions(token.path):
+            log.warning("%s can be read by other users: chmod 600 it", token.path)
+    service = settings.service.model_copy(update={"token": SecretStr(token.value)})
+    return settings.model_copy(update={"service": service})
+
+
+def _say_where(settings: Settings) -> None:
+    records = settings.agent.record_dir
+    log.info("data directory %s; call records %s", settings.service.data_dir,
+             f"in {records}" if records else "off (agent.record_dir is empty)")
+
+
 def agent(settings: Settings, _: argparse.Namespace) -> int:
     from zapvoice.agent.zuckzapgo.commands import run_agent
 
+    if not _ports_free(settings, "agent"):
+        return 2
+    _say_where(settings)
     return run_agent(settings)
 
 
@@ -101,7 +141,44 @@ def call(settings: Settings, args: argparse.Namespace) -> int:
 def gateway(settings: Settings, args: argparse.Namespace) -> int:
     from zapvoice.agent.gateway.commands import run_gateway
 
+    if not _ports_free(settings, "gateway"):
+        return 2
+    _say_where(settings)
     return run_gateway(settings, args.echo)
+
+
+def health(_: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 if the serve, agent or gateway that `args.target` runs (default: PID 1's command, a container's)
+    answers on its /health; its settings are read as that command reads them."""
+    from zapvoice.health import CHECKED_COMMANDS, HealthError, health_url, probe, running_argv
+
+    try:
+        argv = args.target or running_argv()
+        target = _parser().parse_args(argv)
+        name = getattr(getattr(target, "run", None), "__name__", "")
+        if name not in CHECKED_COMMANDS:
+            raise HealthError(f"`zapvoice {' '.join(argv)}` serves nothing to check: "
+                              f"name one of {', '.join(CHECKED_COMMANDS)}")
+        url = health_url(name, _load(target).settings)
+    except (HealthError, ConfigError) as exc:
+        print(f"zapvoice: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"zapvoice: invalid settings:\n{_describe(exc)}", file=sys.stderr)
+        return 2
+    healthy, line = probe(url, args.timeout)
+    print(line)
+    return 0 if healthy else 1
+
+
+def _ports_free(settings: Settings, command: str) -> bool:
+    """Every port `command` listens on can be bound: checked before the models load, not after."""
+    from zapvoice.ports import listeners, unavailable
+
+    problem = unavailable(listeners(settings, command))
+    if problem:
+        print(f"zapvoice: {problem}", file=sys.stderr)
+    return problem is None
 
 
 def zuckzapgo_setup(settings: Settings, _: argparse.Namespace) -> int:
@@ -217,7 +294,7 @@ def config_defaults(_: Settings, args: argparse.Namespace) -> int:
     rows = []
     for flat, (section, key) in flat_names().items():
         field = Settings.sections()[section].model_fields[key]
-        default = "~/.cache/zapvoice" if (section, key) == ("models", "dir") else _shown(field.get_default())
+        default = _HOME_DEFAULTS.get((section, key)) or _shown(field.get_default())
         envs = f"ZAPVOICE_{section.upper()}__{key.upper()}", f"ZAPVOICE_{flat.upper()}"
         rows.append((f"{section}.{key}", *envs, default, field.description or ""))
     if args.markdown:
@@ -230,6 +307,10 @@ def config_defaults(_: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# Defaults under the home directory, shown as a user's would be rather than as this machine's.
+_HOME_DEFAULTS = {("models", "dir"): "~/.cache/zapvoice", ("service", "data_dir"): "~/.local/share/zapvoice"}
+
+
 def _shown(value: object) -> str:
     if isinstance(value, SecretStr):
         return "**********"
@@ -239,13 +320,14 @@ def _shown(value: object) -> str:
 
 
 # The settings each command takes as flags; every other one comes from --config, -c or the environment.
-_ENGINES = ("stt.whisper_model", "tts.voices", "models.dir", "models.auto_download", "llm.url", "llm.model",
+_ENGINES = ("stt.whisper_model", "tts.voices", "models.dir", "models.auto_download", "models.hub_url", "llm.url",
+            "llm.model",
             "llm.api_key", "stt.url", "tts.url",
             "agent.provider_token")
 _COMMAND_FLAGS = {
     "serve": ("service.host", "service.port", "service.token", "service.allow_no_auth", "service.log_level",
-              "stt.whisper_model", "tts.voices", "models.dir", "models.auto_download", "llm.url", "llm.model",
-              "llm.api_key", "gateway.port"),
+              "stt.whisper_model", "tts.voices", "models.dir", "models.auto_download", "models.hub_url", "llm.url",
+              "llm.model", "llm.api_key", "gateway.port"),
     "agent": ("zuckzapgo.url", "zuckzapgo.token", "zuckzapgo.webhook_secret", "service.host", "service.port",
               "service.log_level", *_ENGINES),
     "call": ("zuckzapgo.url", "zuckzapgo.token", "service.log_level", *_ENGINES),
@@ -254,7 +336,7 @@ _COMMAND_FLAGS = {
     "setup": ("zuckzapgo.url", "zuckzapgo.token"),
     "pull": ("models.dir", "models.hub_url", "stt.whisper_model", "tts.voices"),
     "list": ("models.dir", "models.hub_url"),
-    "eval": ("stt.whisper_model", "models.dir", "models.auto_download", "stt.language", "stt.url",
+    "eval": ("stt.whisper_model", "models.dir", "models.auto_download", "models.hub_url", "stt.language", "stt.url",
              "agent.provider_token"),
 }
 
@@ -281,9 +363,17 @@ def _parser() -> argparse.ArgumentParser:
     gateway_cmd.add_argument("--echo", action="store_true",
                              help="no models: answer, press 1, echo the caller's audio, hang up (checks a gateway)")
     gateway_cmd.set_defaults(run=gateway)
+    health_cmd = commands.add_parser(
+        "health", allow_abbrev=False, help="exit 0 if a running serve, agent or gateway answers on its port",
+        description="Checks GET /health of the command given, on the port its flags, --config and ZAPVOICE_* "
+        "settings give it; with no command, the one PID 1 runs (a container's, for its HEALTHCHECK).")
+    health_cmd.add_argument("--timeout", type=float, default=4.0, metavar="S", help="seconds to wait for the answer")
+    health_cmd.add_argument("target", nargs=argparse.REMAINDER, metavar="COMMAND ...",
+                            help="the command as it is run, with its flags: gateway --gateway-port 5000")
+    health_cmd.set_defaults(run=health)
     zuckzapgo = commands.add_parser("zuckzapgo", help="configure a ZuckZapGo instance", allow_abbrev=False
                                     ).add_subparsers(metavar="ACTION")
-    command(zuckzapgo, "setup", help="enable the calls engine in manual mode and subscribe to Call events"
+    command(zuckzapgo, "setup", help="enable the calls engine in manual mode and subscribe to call events"
             ).set_defaults(run=zuckzapgo_setup)
 
     models = commands.add_parser("models", help="fetch or list models (models.txt)", allow_abbrev=False

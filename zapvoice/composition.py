@@ -16,11 +16,13 @@ import gc
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from zapvoice.providers.contract_clients import ContractChat, ContractSTT, ContractTTS
-from zapvoice.providers.contracts import Engines
+from zapvoice.providers.contracts import Engines, SpeechToText
 from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.llm import OpenAIChat
+from zapvoice.providers.model_load import voice_load_problem, whisper_load_problem
 from zapvoice.providers.model_store import ModelError, ModelStore
 from zapvoice.providers.smart_turn import SmartTurn
 from zapvoice.providers.stt import WhisperSTT
@@ -41,10 +43,12 @@ class ServiceEngines(Engines):
 
 def service_engines(settings: Settings, download: bool | None = None) -> ServiceEngines:
     """The service's engines, all in process: resolve, fetch if allowed, load and warm every model;
-    ModelError says what to run when one is unusable."""
+    ModelError says what to run when one is unusable (every missing model at once)."""
     started = time.perf_counter()
-    stt = load_whisper(settings, download)
-    tts = load_voices(settings, download)
+    whisper_dir, voice_files = _resolve(settings, download, whisper=True, voices=True)
+    assert whisper_dir is not None  # resolved with whisper=True
+    stt = _whisper(settings, whisper_dir)
+    tts = _voices(settings, voice_files)
     log.info("models ready in %.1f s: whisper %s, voices %s", time.perf_counter() - started,
              settings.stt.whisper_model, ", ".join(tts.voices))
     return ServiceEngines(stt=stt, llm=OpenAIChat(settings.llm), tts=tts)
@@ -54,10 +58,18 @@ def agent_engines(settings: Settings) -> Engines:
     """The agent's engines: each loaded here or connected over HTTP; ModelError when a local model is unusable."""
     token = settings.agent.provider_token.get_secret_value() if settings.agent.provider_token else None
     timeout = settings.agent.provider_timeout_s
-    stt = ContractSTT(settings.stt.url, token, timeout) if settings.stt.url else load_whisper(settings)
-    tts = ContractTTS(settings.tts.url, token, timeout) if settings.tts.url else load_voices(settings)
+    whisper_dir, voice_files = _resolve(settings, None, whisper=not settings.stt.url, voices=not settings.tts.url)
+    # Found (or fetched) before anything slow is loaded, like the other models.
+    turn_file = _turn_model_file(settings) if settings.turns.end_of_turn == "smart-turn" else None
+    stt: SpeechToText
+    if settings.stt.url:
+        stt = ContractSTT(settings.stt.url, token, timeout)
+    else:
+        assert whisper_dir is not None  # resolved with whisper=True
+        stt = _whisper(settings, whisper_dir)
+    tts = ContractTTS(settings.tts.url, token, timeout) if settings.tts.url else _voices(settings, voice_files)
     llm = ContractChat(settings.llm.url, token, timeout) if settings.llm.is_contract else OpenAIChat(settings.llm)
-    turn = load_turn_model(settings) if settings.turns.end_of_turn == "smart-turn" else None
+    turn = _turn_model(settings, turn_file) if turn_file is not None else None
     log.info("agent engines: stt %s, llm %s, tts %s, end of turn %s",
              settings.stt.url or f"whisper {settings.stt.whisper_model}", settings.llm.url,
              settings.tts.url or ", ".join(settings.tts.voices),
@@ -67,41 +79,61 @@ def agent_engines(settings: Settings) -> Engines:
 
 def load_whisper(settings: Settings, download: bool | None = None) -> WhisperSTT:
     """The configured Whisper model, fetched if allowed, loaded and warmed."""
-    store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
-    download = settings.models.auto_download if download is None else download
-    whisper_dir = store.whisper_dir(settings.stt.whisper_model, download)
-    stt = _load("Whisper model", whisper_dir, lambda: WhisperSTT(whisper_dir, settings.stt))
-    stt.warm_up()
-    return stt
+    whisper_dir, _ = _resolve(settings, download, whisper=True, voices=False)
+    assert whisper_dir is not None  # resolved with whisper=True
+    return _whisper(settings, whisper_dir)
 
 
 def load_voices(settings: Settings, download: bool | None = None) -> PiperTTS:
     """The configured Piper voices, fetched if allowed, loaded and warmed."""
+    return _voices(settings, _resolve(settings, download, whisper=False, voices=True)[1])
+
+
+def _resolve(settings: Settings, download: bool | None, whisper: bool, voices: bool) -> tuple[Path | None, dict]:
     store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
     download = settings.models.auto_download if download is None else download
-    voice_files = dict(store.voice_file(spec, download) for spec in settings.tts.voices)
-    tts = _load("Piper voices", ", ".join(map(str, voice_files.values())), lambda: PiperTTS(voice_files, settings.tts))
+    return store.resolve(settings.stt.whisper_model if whisper else None, settings.tts.voices if voices else [],
+                         download)
+
+
+def _whisper(settings: Settings, whisper_dir: Path) -> WhisperSTT:
+    try:
+        stt = WhisperSTT(whisper_dir, settings.stt)
+    except (RuntimeError, ValueError, OSError, KeyError) as exc:
+        raise ModelError(whisper_load_problem(whisper_dir, settings, exc)) from exc
+    stt.warm_up()
+    return stt
+
+
+def _voices(settings: Settings, voice_files: dict[str, Path]) -> PiperTTS:
+    try:
+        tts = PiperTTS(voice_files, settings.tts)
+    except Exception as exc:  # onnxruntime's errors (InvalidProtobuf, Fail, ...) share no base below Exception
+        raise ModelError(voice_load_problem(voice_files, settings, exc)) from exc
     tts.warm_up()
     return tts
 
 
 def load_turn_model(settings: Settings, download: bool | None = None) -> SmartTurn:
-    """The end-of-turn model (turns.smart_turn_model), fetched if allowed, loaded and warmed; one model call
-    at a time, each on one thread, with a pending call allowed per call the agent takes."""
+    """The end-of-turn model (turns.smart_turn_model), fetched if allowed, loaded and warmed."""
+    return _turn_model(settings, _turn_model_file(settings, download))
+
+
+def _turn_model_file(settings: Settings, download: bool | None = None) -> Path:
     store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
     download = settings.models.auto_download if download is None else download
-    model_file = store.turn_model_file(settings.turns.smart_turn_model, download)
-    model = _load("end-of-turn model", model_file, lambda: SmartTurn(model_file, queue=settings.agent.max_calls))
+    return store.turn_model_file(settings.turns.smart_turn_model, download)
+
+
+def _turn_model(settings: Settings, model_file: Path) -> SmartTurn:
+    """One model call at a time, on one thread, with a pending call allowed per call the agent takes."""
+    try:
+        model = SmartTurn(model_file, queue=settings.agent.max_calls)
+    except ValueError as exc:  # SmartTurn reports onnxruntime's load errors as ValueError
+        raise ModelError(f"cannot load the end-of-turn model {model_file}: {exc}. Replace the file, or fetch "
+                         f"it again with `zapvoice models pull {settings.turns.smart_turn_model} --force`.") from exc
     model.warm_up()
     return model
-
-
-def _load(what: str, where: object, load):
-    try:
-        return load()
-    except (RuntimeError, ValueError, OSError, KeyError) as exc:
-        raise ModelError(f"cannot load the {what} from {where}: {exc}. "
-                         "Fetch it again with `zapvoice models pull --force`.") from exc
 
 
 async def cache_fixed_phrases(engines: Engines, settings: Settings) -> None:

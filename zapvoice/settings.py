@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -64,10 +65,19 @@ class ServiceSettings(Section):
     token: SecretStr | None = Field(
         None,
         description="Bearer token every /stt, /llm and /tts request must carry "
-        "(ZuckZapGo's callProviderToken). Required on a non-loopback host.",
+        "(ZuckZapGo's callProviderToken). Without one, `serve` uses the token it generated in service.data_dir "
+        "on its first start.",
     )
     allow_no_auth: bool = Field(
-        False, description="Serve without a token on a non-loopback address (not recommended)."
+        False, description="Serve without any token, not even a generated one (logged as a warning on a "
+        "non-loopback address)."
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("zapvoice")),
+        description="Where zapvoice keeps what it writes: the token `serve` generates when none is given "
+        "(`token`, mode 0600) and the call records (a relative agent.record_dir is inside it). The image "
+        "uses /var/lib/zapvoice.",
+        json_schema_extra={"flat": "data_dir"},
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity (any case)."
@@ -153,7 +163,8 @@ class STTSettings(Section):
         False, description="Retry at higher temperatures when decoding looks bad (slower, rarely helps on phone audio)."
     )
     max_new_tokens: int = Field(
-        128, ge=1, le=440, description="Most tokens decoded per utterance; stops runaway hallucination loops."
+        224, ge=1, le=224, description="Most tokens decoded per 30 s window (224, Whisper's own limit, is about "
+        "30 s of fast Portuguese speech); bounds the cost of a runaway hallucination loop."
     )
     short_window: bool = Field(
         True, description="Encode only the utterance's own mel frames (plus padding, at least "
@@ -168,8 +179,9 @@ class STTSettings(Section):
         1.0, ge=0, le=30, description="Audio after the utterance's end included in the short window."
     )
     short_window_tokens_per_s: float = Field(
-        9.0, gt=0, description="Short window: the token cap (as max_new_tokens) is 12 + this many per second of "
-        "audio, never above max_new_tokens; a decode that reaches it is redone on the padded window.",
+        10.0, gt=0, description="Short window: at most 12 + this many tokens are decoded per second of audio, never "
+        "above max_new_tokens; a decode that reaches it is redone on the padded window. Fast speech is about 6 "
+        "tokens/s in English and 9 in Portuguese (more tokens a word).",
     )
     speech_check: Literal["silero", "energy", "off"] = Field(
         "silero",
@@ -196,8 +208,12 @@ class STTSettings(Section):
         description="Most samples (frames × channels, read from the header) a /v1/audio upload may decode to: "
         "stt.max_note_s of 48 kHz stereo (413 beyond).",
     )
-    concurrency: int = Field(1, ge=1, description="Transcriptions run at once.")
+    concurrency: int = Field(1, ge=1, description="Transcriptions (or batches of them) run at once.")
     queue: int = Field(8, ge=0, description="Transcriptions allowed to wait; more get 503 + Retry-After.")
+    max_batch: int = Field(
+        4, ge=1, description="Short utterances that waited together are decoded in one Whisper pass, this many at "
+        "most (greedy decoding only); 1 decodes each alone.",
+    )
     url: str | None = Field(
         None, description="Agent: a provider's /stt URL (HTTP contract) instead of Whisper in process."
     )
@@ -296,10 +312,12 @@ class VadSettings(Section):
     flat_prefix: ClassVar[str] = "vad_"
 
     start_db: float = Field(
-        12.0, gt=0, description="Speech starts this many dB above the learned noise floor."
+        9.0, gt=0, description="Speech starts this many dB above the learned noise floor (on a quiet line "
+        "vad.min_level_dbfs decides instead)."
     )
     stop_db: float = Field(
-        7.0, gt=0, description="Speech continues while above floor + this many dB (hysteresis: below vad.start_db)."
+        3.0, gt=0, description="Speech continues while above floor + this many dB (hysteresis: below vad.start_db). "
+        "Low, so that a noisy line's soft syllables do not end the turn mid-sentence.",
     )
     min_level_dbfs: float = Field(
         -48.0, description="Nothing quieter than this is speech, however quiet the line is."
@@ -339,7 +357,18 @@ class TurnSettings(Section):
     barge_in_min_ms: int = Field(
         200, ge=20,
         description="Caller speech needed to interrupt the bot. Output pauses at the onset and resumes if the "
-        "sound stops sooner (a cough, a click, the bot's own echo).",
+        "sound stops sooner (a cough, a click).",
+    )
+    resume_quiet_ms: int = Field(
+        100, ge=20,
+        description="Quiet after a sound too short to interrupt (turns.barge_in_min_ms) before paused output "
+        "resumes where it stopped; the sound's utterance stays open, so speech that goes on pauses it again.",
+    )
+    echo_cancellation: bool = Field(
+        True,
+        description="Remove the bot's own voice coming back on the caller's line (WebRTC AEC3, on calls where a "
+        "per-call detector finds an echo) before turn taking and transcription hear it, so the echo of a "
+        "speakerphone or a hybrid does not interrupt the bot.",
     )
     speculative_stt: bool = Field(
         True,
@@ -411,7 +440,8 @@ class AgentSettings(Section):
     max_calls: int = Field(20, ge=1, description="Calls handled at once; more are declined.")
     record_dir: Path | None = Field(
         Path("calls"),
-        description="Folder of the per-call JSON-lines records (transcript and turn timings). Empty disables.",
+        description="Folder of the per-call JSON-lines records (transcript and turn timings); a relative path "
+        "is inside service.data_dir. Empty disables.",
     )
     provider_token: SecretStr | None = Field(
         None, description="Bearer token sent to the stt.url, tts.url and contract llm.url providers.",
@@ -580,6 +610,16 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"no section named {', '.join(sorted(unknown))}; nest() maps flat names into sections")
         return data
+
+    @model_validator(mode="after")
+    def _records_in_the_data_dir(self) -> Settings:
+        """A relative agent.record_dir (the default `calls`) is inside service.data_dir, not wherever the
+        command was started; the agent's components only see their own section, so it is resolved here."""
+        record_dir = self.agent.record_dir
+        if record_dir is not None and not record_dir.expanduser().is_absolute():
+            resolved = self.agent.model_copy(update={"record_dir": self.service.data_dir.expanduser() / record_dir})
+            object.__setattr__(self, "agent", resolved)  # frozen; this runs once, while the model is built
+        return self
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

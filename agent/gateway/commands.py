@@ -17,6 +17,7 @@ from zapvoice.agent.gateway.protocol import GatewaySocket
 from zapvoice.agent.gateway.server import GatewayServer
 from zapvoice.agent.line import CallInfo
 from zapvoice.providers.contracts import Engines
+from zapvoice.providers.llm_check import LlmProbe
 
 from zapvoice.composition import cache_fixed_phrases, freeze_heap
 from zapvoice.settings import Settings
@@ -25,9 +26,10 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings, engines: Engines | None,
-                  clock: Clock | None = None) -> AsyncIterator[GatewayServer]:
-    """The gateway server until the block ends, its calls held by the agent on `engines` (None: the echo)."""
+async def serving(settings: Settings, engines: Engines | None, clock: Clock | None = None,
+                  llm: LlmProbe | None = None) -> AsyncIterator[GatewayServer]:
+    """The gateway server until the block ends, its calls held by the agent on `engines` (None: the echo);
+    `llm`: checked now, and shown by /health."""
     clock = clock or MonotonicClock()
     if engines is None:
         def handle(socket: GatewaySocket, info: CallInfo):  # the same signature as the agent's; the echo needs no info
@@ -39,8 +41,10 @@ async def serving(settings: Settings, engines: Engines | None,
         def handle(socket: GatewaySocket, info: CallInfo):
             return AgentCall(socket, info, settings, engines, clock).run()
     token = settings.service.token.get_secret_value() if settings.service.token else None
-    async with GatewayServer(settings.gateway, handle, settings.agent.max_calls,
-                             metrics=settings.service.metrics, token=token) as server:
+    if llm is not None:
+        await llm.check_and_warn()
+    async with GatewayServer(settings.gateway, handle, settings.agent.max_calls, metrics=settings.service.metrics,
+                             token=token, llm_status=llm.current if llm else None) as server:
         yield server
 
 
@@ -59,13 +63,16 @@ def run_gateway(settings: Settings, echo: bool) -> int:
 
     async def main() -> int:
         stop = stop_on_signals()
+        llm = LlmProbe(settings.llm) if engines is not None else None
         try:
-            async with serving(settings, engines):
+            async with serving(settings, engines, llm=llm):
                 await stop.wait()
         except OSError as exc:  # the port is taken, the certificate unreadable (ssl.SSLError is one too)
             print(f"zapvoice: cannot start the gateway: {exc}", file=sys.stderr)
             return 1
         finally:
+            if llm is not None:
+                await llm.aclose()
             if engines is not None:
                 await engines.aclose()
         return 0

@@ -35,9 +35,11 @@ class GatewayServer:
     every call."""
 
     def __init__(self, settings: GatewaySettings, handle: CallHandler, max_calls: int, metrics: str = "off",
-                 token: str | None = None):
-        """`metrics` and `token`: service.metrics and service.token, for GET /metrics on the gateway's port."""
+                 token: str | None = None, llm_status: Callable[[], dict] | None = None):
+        """`metrics` and `token`: service.metrics and service.token, for GET /metrics on the gateway's port.
+        `llm_status`: what /health says of the LLM (providers.llm_check)."""
         self.settings = settings
+        self.llm_status = llm_status
         self.metrics = metrics
         self.token = token
         self.max_calls = max_calls
@@ -94,7 +96,9 @@ class GatewayServer:
         scrape); other paths are calls."""
         path = request.path.partition("?")[0]
         if path == "/health":
-            health = {"status": "ok", "calls": len(self.calls)}
+            health: dict[str, object] = {"status": "ok", "calls": len(self.calls)}
+            if self.llm_status is not None:
+                health["llm"] = self.llm_status()
             status, body, content_type = 200, (json.dumps(health) + "\n").encode(), "application/json"
         elif path == "/metrics":
             status, body, content_type = scrape(self.metrics, self.token, request.headers.get("Authorization"))

@@ -16,7 +16,13 @@ from zapvoice.agent.clock import Clock
 from zapvoice.agent.conversation import Conversation
 from zapvoice.agent.line import CallInfo
 from zapvoice.agent.zuckzapgo.line import MediaLine
-from zapvoice.agent.zuckzapgo.protocol import CallNotFound, ZuckZapGoAPI, ZuckZapGoError
+from zapvoice.agent.zuckzapgo.protocol import (
+    END_PHASES,
+    CallNotFound,
+    EventsUnavailable,
+    ZuckZapGoAPI,
+    ZuckZapGoError,
+)
 from zapvoice.providers.contracts import Engines
 
 from zapvoice.audio import from_int16
@@ -59,19 +65,24 @@ class ZuckZapGoCall:
                 conversation = self.conversation = Conversation(
                     line, self.engines, info, agent=settings.agent, turns=settings.turns, vad=settings.vad,
                     language=settings.stt.language, clock=self.clock)
-                if info.direction == "outbound" and not await self._answered():
-                    reason = REMOTE_HANGUP if self.gone else "not answered"
-                    return reason
-                if self.gone:
-                    return REMOTE_HANGUP
-                listener = asyncio.create_task(_listen(ws, conversation))
-                listener.add_done_callback(lambda _: conversation.stop("media socket closed"))
+                watcher = asyncio.create_task(self._watch_phases(line))
                 try:
-                    reason = await conversation.run()
+                    if info.direction == "outbound" and not await self._answered():
+                        reason = REMOTE_HANGUP if self.gone else "not answered"
+                        return reason
+                    if self.gone:
+                        return REMOTE_HANGUP
+                    listener = asyncio.create_task(_listen(ws, conversation))
+                    listener.add_done_callback(lambda _: conversation.stop("media socket closed"))
+                    try:
+                        reason = await conversation.run()
+                    finally:
+                        listener.cancel()
+                        await asyncio.gather(listener, return_exceptions=True)
+                    return reason
                 finally:
-                    listener.cancel()
-                    await asyncio.gather(listener, return_exceptions=True)
-                return reason
+                    watcher.cancel()
+                    await asyncio.gather(watcher, return_exceptions=True)
         except (OSError, TimeoutError, WebSocketException) as exc:
             reason = "media socket failed"
             log.warning("call %s: cannot open the media socket: %s", self.call_id,
@@ -80,6 +91,24 @@ class ZuckZapGoCall:
         finally:
             if not self.gone and not (line is not None and line.hung_up):
                 await hang_up_quietly(self.api, self.call_id)
+
+    async def _watch_phases(self, line: MediaLine) -> None:
+        """Newer ZuckZapGo streams the call's phases (GET /call/{id}/events): an end phase is a remote hangup
+        known at once rather than at the next poll, and `active` an answer. Without the stream (404, not SSE)
+        or when it breaks, the status poll alone tells, as before (docs/zuckzapgo.md §4)."""
+        try:
+            async for phase in self.api.call_phases(self.call_id):
+                if phase == "active":
+                    self.answered.set()
+                elif phase in END_PHASES:
+                    if not (line.hung_up or self.gone):  # our own hangup ends the call too
+                        log.info("call %s ended at the far end (event: %s)", self.call_id, phase)
+                        self.vanished()
+                    return
+        except EventsUnavailable as exc:
+            log.debug("call %s: no call events (%s); the status poll tells its end", self.call_id, exc.message)
+        except ZuckZapGoError as exc:
+            log.info("call %s: %s; the status poll tells its end", self.call_id, exc.message)
 
     async def _answered(self) -> bool:
         """Wait until the callee picks up (the status says active), hangs up, or never answers."""

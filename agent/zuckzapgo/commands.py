@@ -13,8 +13,9 @@ import uvicorn
 from zapvoice.agent.command_support import load_engines, stop_on_signals
 from zapvoice.agent.zuckzapgo.protocol import CallsNotEnabled, ZuckZapGoAPI, ZuckZapGoError
 from zapvoice.agent.zuckzapgo.server import ZuckZapGoAgent
-from zapvoice.agent.zuckzapgo.setup import enable_manual_mode
+from zapvoice.agent.zuckzapgo.setup import enable_manual_mode, skip_calls_problem
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
+from zapvoice.providers.llm_check import LlmProbe
 
 from zapvoice.composition import cache_fixed_phrases, freeze_heap
 from zapvoice.http_server import server_config
@@ -56,7 +57,10 @@ def run_agent(settings: Settings) -> int:
     async def serve(agent: ZuckZapGoAgent, stop: asyncio.Event) -> int:
         secret = settings.zuckzapgo.webhook_secret.get_secret_value() if settings.zuckzapgo.webhook_secret else None
         token = settings.service.token.get_secret_value() if settings.service.token else None
-        app = create_agent_app(agent, secret, settings.service.metrics, token)
+        llm = LlmProbe(settings.llm)
+        await llm.check_and_warn()
+        await _warn_if_calls_are_skipped(agent.api)
+        app = create_agent_app(agent, secret, settings.service.metrics, token, llm_status=llm.current)
         server = _Server(server_config(app, settings.service, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         stopping = asyncio.create_task(stop.wait())
@@ -71,6 +75,8 @@ def run_agent(settings: Settings) -> int:
         except SystemExit:  # uvicorn exits when it cannot bind the port
             print(f"zapvoice: cannot listen on {settings.service.host}:{settings.service.port}", file=sys.stderr)
             return 1
+        finally:
+            await llm.aclose()
         return 0
     return _with_agent(settings, serve)
 
@@ -99,6 +105,16 @@ def place_call(settings: Settings, number: str) -> int:
         print(f"call ended: {reason}")
         return 0
     return _with_agent(settings, dial)
+
+
+async def _warn_if_calls_are_skipped(api: ZuckZapGoAPI) -> None:
+    """A skip-calls setting drops every inbound call before it rings: the agent would wait in silence."""
+    try:
+        problem = await skip_calls_problem(api)
+    except ZuckZapGoError:  # unreachable now: the poll says so and retries
+        return
+    if problem:
+        log.warning("%s", problem)
 
 
 class _Server(uvicorn.Server):

@@ -8,7 +8,9 @@ calls engine off, no such call), and the token is scrubbed from anything that co
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import httpx
@@ -36,6 +38,13 @@ class CallsNotEnabled(ZuckZapGoError):
 
 class CallNotFound(ZuckZapGoError):
     """404 from POST /call/answer or /call/hangup: no such call, or it has already ended."""
+
+
+class EventsUnavailable(ZuckZapGoError):
+    """GET /call/{callId}/events is not there (404, an older ZuckZapGo) or is not Server-Sent Events."""
+
+
+END_PHASES = {"ended", "terminated", "terminate", "hangup", "rejected", "failed"}  # docs/zuckzapgo.md §4
 
 
 class ZuckZapGoAPI:
@@ -101,17 +110,18 @@ class ZuckZapGoAPI:
                 if isinstance(exc, ZuckZapGoUnreachable) or exc.status == 401:
                     raise
                 continue
-            if isinstance(value, str):
-                value = [part.strip() for part in value.split(",") if part.strip()]
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return value
+            names = _event_names(value)
+            if names is not None:
+                return names
         return None
 
     async def disconnect(self) -> None:
         await self.request("POST", "/session/disconnect", {})
 
-    async def connect(self, subscribe: list[str]) -> None:
-        await self.request("POST", "/session/connect", {"Subscribe": subscribe, "Immediate": True})
+    async def connect(self, subscribe: list[str]) -> list[str] | None:
+        """Connect with these subscriptions; the ones the session kept when the answer says (wuzapi's `events`)."""
+        data = await self.request("POST", "/session/connect", {"Subscribe": subscribe, "Immediate": True})
+        return _event_names(data.get("events"))
 
     # --- calls (docs/zuckzapgo.md §2, §4) --------------------------------------------------------
 
@@ -142,6 +152,25 @@ class ZuckZapGoAPI:
             raise ZuckZapGoError(502, f"POST /call/dial answered no callId: {data!r}")
         return call_id
 
+    async def call_phases(self, call_id: str) -> AsyncIterator[str]:
+        """The phases newer ZuckZapGo announces on `GET /call/{callId}/events` (Server-Sent Events), as they come.
+        Raises EventsUnavailable when the instance has no such stream (docs/zuckzapgo.md §4)."""
+        url = f"{self.base_url}/call/{quote(call_id, safe='')}/events"
+        headers = {"token": self._token, "Accept": "text/event-stream"}
+        try:
+            # No read timeout: a quiet call sends nothing for minutes.
+            async with self._client.stream("GET", url, headers=headers, timeout=httpx.Timeout(10.0, read=None)
+                                           ) as response:
+                media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if response.status_code != 200 or media != "text/event-stream":
+                    raise EventsUnavailable(response.status_code, f"GET /call/{{id}}/events answered HTTP "
+                                            f"{response.status_code} {media or 'without a content type'}")
+                async for phase in _sse_phases(response.aiter_lines()):
+                    yield phase
+        except httpx.HTTPError as exc:
+            raise ZuckZapGoUnreachable(0, self.redact(f"the call events of {call_id} stopped: "
+                                                      f"{type(exc).__name__}: {exc}")) from None
+
     def stream_url(self, call_id: str) -> str:
         """The media WebSocket of a call (docs/zuckzapgo.md §5); holds the token: never log it."""
         base = "ws" + self.base_url.removeprefix("http")
@@ -149,6 +178,35 @@ class ZuckZapGoAPI:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _event_names(value: object) -> list[str] | None:
+    """Subscriptions as wuzapi shows them: a list, or comma-separated text; None for anything else."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return None
+
+
+async def _sse_phases(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Each event's phase: `data:` lines joined (SSE), then a JSON object's "phase" (or "state"), or the text
+    itself when it is not JSON. Comments (keep-alives) and events without a phase are skipped."""
+    data: list[str] = []
+    async for line in lines:
+        if line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+            continue
+        if line or not data:
+            continue  # another field (event:, id:, retry:), a comment, or a blank line between events
+        text, data = "\n".join(data), []
+        try:
+            event = json.loads(text)
+        except ValueError:
+            event = text.strip()
+        phase = event.get("phase", event.get("state")) if isinstance(event, dict) else event
+        if isinstance(phase, str) and phase:
+            yield phase.lower()
 
 
 class _Redacting(logging.LoggerAdapter):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,11 +26,15 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 
 
 def create_agent_app(agent: ZuckZapGoAgent, secret: str | None, metrics: str = "off",
-                     token: str | None = None) -> Starlette:
-    """`metrics` and `token`: service.metrics and service.token, as the service's /metrics uses them."""
+                     token: str | None = None, llm_status: Callable[[], dict] | None = None) -> Starlette:
+    """`metrics` and `token`: service.metrics and service.token, as the service's /metrics uses them.
+    `llm_status`: what /health says of the LLM (providers.llm_check)."""
     async def health(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "calls": len(agent.calls),
-                             "zuckzapgo": {None: "unknown", True: "reachable", False: "unreachable"}[agent.reachable]})
+        answer = {"status": "ok", "calls": len(agent.calls),
+                  "zuckzapgo": {None: "unknown", True: "reachable", False: "unreachable"}[agent.reachable]}
+        if llm_status is not None:
+            answer["llm"] = llm_status()
+        return JSONResponse(answer)
 
     expected = secret.encode() if secret else b""  # without a secret there is no webhook route
 

@@ -3,7 +3,9 @@
 The caller sends 60 ms chunks in (clock) real time: background noise, or the speech its
 script says. The line keeps every frame the bot sent with its clock time and plays them
 out like the far end does (one frame per 60 ms, queued audio played late), so a test can
-ask what the caller heard and when.
+ask what the caller heard and when. `echo` puts what the caller heard back on their line
+(loss in dB, delay in s), as a speakerphone or a hybrid does; `codec` passes the line through
+µ-law or A-law (at 16 kHz), whose distortion an echo canceller must survive.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from zapvoice.agent.conversation import Conversation
+from zapvoice.agent.gateway.codec import Encoding, decode, encode
 from zapvoice.agent.line import CallInfo
 
 from tests.support.speech import noise
-from zapvoice.audio import PIPELINE_RATE
+from zapvoice.audio import PIPELINE_RATE, from_int16, to_int16
 
 CHUNK = 960  # 60 ms, like ZuckZapGo
 AUDIBLE = 10 ** (-45 / 20) * 32768
@@ -41,13 +44,28 @@ class RecordingLine:
 
     def played(self) -> list[tuple[float, float, bool]]:
         """(start, end, audible) of each frame as the far end plays them."""
-        out, ends = [], 0.0
+        return [(start, end, bool(np.sqrt(np.mean(frame.astype(np.float64) ** 2)) > AUDIBLE))
+                for start, end, frame in self._played_frames()]
+
+    def heard_audio(self, start_s: float, samples: int) -> np.ndarray:
+        """int16 audio the far end played from clock time `start_s` on (silence where it played none)."""
+        out = np.zeros(samples, np.int16)
+        first = round(start_s * PIPELINE_RATE)
+        for start, _, frame in self._played_frames():
+            at = round(start * PIPELINE_RATE) - first
+            lo, hi = max(at, 0), min(at + frame.size, samples)
+            if hi > lo:
+                out[lo:hi] = frame[lo - at:hi - at]
+        return out
+
+    def _played_frames(self):
+        """(start, end, frame) of each frame sent, as the far end plays them."""
+        ends = 0.0
         frame_s = self.frame_samples / PIPELINE_RATE
         for at, frame in self.sent:
             start = max(at, ends)
             ends = start + frame_s
-            out.append((start, ends, bool(np.sqrt(np.mean(frame.astype(np.float64) ** 2)) > AUDIBLE)))
-        return out
+            yield start, ends, frame
 
     def bot_speech_segments(self, hold_s: float = 0.3) -> list[tuple[float, float]]:
         segments: list[list[float]] = []
@@ -99,9 +117,14 @@ class HangUp:
 
 class CallRig:
     def __init__(self, clock, settings, backends, lead_frames: int = 2, info: CallInfo | None = None,
-                 noise_dbfs: float = -60.0):
+                 noise_dbfs: float = -60.0, echo: tuple[float, float] | None = None, codec: Encoding | None = None,
+                 background: np.ndarray | None = None):
+        """`background`: the line's own sound (float32, looped) instead of noise at `noise_dbfs`."""
         self.clock = clock
         self.noise_dbfs = noise_dbfs
+        self.echo = echo
+        self.codec = codec
+        self.background = background
         self.line = RecordingLine(clock, lead_frames)
         self.conversation = Conversation(self.line, backends,
                                          info or CallInfo("call-test", "test", "inbound", caller="5521999999999"),
@@ -123,7 +146,7 @@ class CallRig:
 
     async def _caller(self, script: list) -> None:
         queue: list[np.ndarray] = []
-        background = noise(600, self.noise_dbfs)
+        background = noise(600, self.noise_dbfs) if self.background is None else self.background
         position = 0
         next_at = self.clock.now()
         steps = iter(script)
@@ -160,6 +183,12 @@ class CallRig:
                 queue[0] = queue[0][CHUNK:]
                 if queue[0].size == 0:
                     queue.pop(0)
+            if self.echo is not None:
+                loss_db, delay_s = self.echo
+                heard = self.line.heard_audio(self.clock.now() - CHUNK / PIPELINE_RATE - delay_s, CHUNK)
+                chunk += from_int16(heard) * np.float32(10 ** (-loss_db / 20))
+            if self.codec is not None:
+                chunk = from_int16(decode(encode(to_int16(chunk), self.codec), self.codec))
             self.conversation.hear(chunk)
             next_at += CHUNK / PIPELINE_RATE
             await self.clock.sleep(next_at - self.clock.now())

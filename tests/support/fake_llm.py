@@ -46,6 +46,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+# What GET /v1/models lists: the modes without parameters (the others, e.g. delay-N, answer but are not listed).
+LISTED_MODELS = ("echo", "echo-en", "think", "slow", "error", "garbage", "garbled", "empty", "story", "goodbye",
+                 "dtmf", "notools", "nostream", "stall", "echo-auth", "nonstring", "per-request")
+
 THINK = "<think>The user greets me; answer briefly.</think>Olá! Tudo bem."
 STORY = ("Claro, posso ajudar com isso. A clínica abre às oito da manhã. Atendemos de segunda a sábado. "
          "O estacionamento fica ao lado do prédio. Traga um documento com foto. Quer marcar um horário?")
@@ -200,6 +204,10 @@ def build_fake_llm(slow_s: float = 3.0) -> Starlette:
         await asyncio.sleep(first_s + gap_s * (len(text.split()) - 1))
         return JSONResponse(completion(text, calls))
 
-    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    async def models(_: Request) -> JSONResponse:
+        """OpenAI's model list, which zapvoice's start-up check reads: the behaviours named by a fixed model."""
+        return JSONResponse({"object": "list", "data": [{"id": name, "object": "model"} for name in LISTED_MODELS]})
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/v1/models", models)])
     app.state.requests = requests
     return app

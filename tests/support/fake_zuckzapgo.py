@@ -10,6 +10,7 @@ with the same HTTP status (401 on a wrong token):
   GET /webhook               {"webhook", "subscribe": [...]}
   GET /call/status, POST /call/dial|answer|hangup
                              409 "calls engine not enabled: ..." unless connected with callsEnabled active
+  GET /call/{callId}/events  Server-Sent Events of the call's phase (newer builds; build_fake_zuckzapgo's call_events)
   WS /call/{callId}/stream?token=
                              refused before the upgrade with HTTP 401 (token), 404 (unknown or ended call)
                              or 409 (a socket is already open on the call)
@@ -37,8 +38,9 @@ Harness (no token, plain JSON, errors {"error"} with a 4xx status):
   GET  /_fake/calls/{id}                   the report (see Call.report); GET .../heard.wav the heard track
   GET  /_fake/calls, GET /_fake/requests   call ids; the product REST requests (t, method, path, json, token_ok)
 
-Assumptions where the spec is silent: the offer webhook goes out only while the session subscribes to "Call"
-or "All"; a connect without Subscribe subscribes to "All"; audio a client sends before the answer waits in
+Assumptions where the spec is silent: an inbound call rings (and its offer webhook goes out) only while the
+session subscribes to "Call", "CallOffer" or "All", else it is dropped unlisted, as with skip calls on
+(GET /session/skipcalls/config {"enabled", "global"}); a connect keeps only FakeState.known_events; a connect without Subscribe subscribes to "All"; audio a client sends before the answer waits in
 its queue; non-manual inbound modes are stored but the fake always behaves as manual.
 Restart: stop the server and serve `build_fake_zuckzapgo(token, state=old_app.state.fake_state)` on the same
 port. FakeState (config, subscriptions, connected flag, webhook, unreachable numbers) survives, as in wuzapi's
@@ -62,7 +64,7 @@ import httpx
 import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from zapvoice.agent.clock import Clock, MonotonicClock
@@ -76,6 +78,7 @@ HOLD_S = 0.3                            # audible frames closer than this form o
 OUTBOX_FRAMES = 50                      # frames waiting for a client that does not read are dropped beyond this
 OUTBOUND_RING_TIMEOUT_S = 30.0
 MODES = ("manual", "bot", "ivr", "ai", "webhook", "reject")
+RINGS = {"All", "Call", "CallOffer"}  # subscriptions under which an inbound offer rings (guide: Call; Postman: CallOffer)
 NOT_ENABLED = "calls engine not enabled: PUT /call/config then reconnect"
 
 
@@ -94,6 +97,11 @@ class FakeState:
     connected: bool = True
     webhook_url: str = ""
     unreachable: set[str] = field(default_factory=set)
+    # The event names the instance knows: a connect keeps only these, as wuzapi discards the others (None: any).
+    # The guide's reading is {"Message", "Call", ...}; the Postman collection's has CallOffer... and no Call.
+    known_events: set[str] | None = None
+    skip_calls: bool = False  # /session/skipcalls/config enabled: inbound calls are dropped before they ring
+    global_skip_calls: bool = False  # the server's GLOBAL_SKIP_CALLS: the same for every instance
 
     @classmethod
     def fresh(cls, enabled: bool) -> FakeState:
@@ -231,8 +239,9 @@ class Call:
 
 class FakeEngine:
     def __init__(self, token: str, frame_s: float, state: FakeState, answer_after_s: float | None,
-                 ws_close_after_s: float, clock: Clock):
+                 ws_close_after_s: float, clock: Clock, call_events: str = "none"):
         self.token, self.frame_s, self.state = token, frame_s, state
+        self.call_events = call_events
         self.speed = FRAME_CALL_S / frame_s
         self.answer_after_s, self.ws_close_after_s = answer_after_s, ws_close_after_s
         self.clock = clock
@@ -380,7 +389,9 @@ class FakeEngine:
             raise FakeError(400, "Subscribe must be a list of event names")
         if self.state.connected:
             raise FakeError(500, "Already Connected")
-        self.state.subscribe, self.state.connected = list(dict.fromkeys(subscribe)), True
+        known = self.state.known_events
+        kept = [event for event in subscribe if known is None or event == "All" or event in known]
+        self.state.subscribe, self.state.connected = list(dict.fromkeys(kept)), True
         self.active = dict(self.state.config)
         return {"webhook": self.state.webhook_url, "events": ",".join(self.state.subscribe), "details": "Connected!"}
 
@@ -390,6 +401,12 @@ class FakeEngine:
 
     def get_webhook(self, _body: dict) -> dict:
         return {"webhook": self.state.webhook_url, "subscribe": list(self.state.subscribe)}
+
+    def skip_calls_config(self, _body: dict) -> dict:
+        """The shape is a guess (the guide is silent): {"enabled"}, plus "global" when the server forces it."""
+        if self.state.global_skip_calls:
+            return {"enabled": True, "global": True}
+        return {"enabled": self.state.skip_calls}
 
     def call_status(self, _body: dict) -> dict:
         return {"calls": [call.status_entry() for call in self.calls.values() if call.state != "ended"]}
@@ -454,6 +471,31 @@ class FakeEngine:
                 await ws.send_bytes(frame)
             await ws.close()
 
+    async def events(self, request: Request) -> Response:
+        """GET /call/{callId}/events as `call_events` says: "sse" streams `event: phase` / `data: {"callId",
+        "phase"}` at each change (checked every frame) until the call ends; "none" is an older build (404);
+        "json" answers once in JSON, not as a stream."""
+        self.requests.append({"t": self.now(), "method": "GET", "path": request.url.path, "json": None,
+                              "token_ok": request.headers.get("token") == self.token})
+        call = self.calls.get(request.path_params["call_id"])
+        if request.headers.get("token") != self.token:
+            return JSONResponse({"code": 401, "error": "unauthorized", "success": False}, status_code=401)
+        if self.call_events == "none" or call is None:
+            return JSONResponse({"code": 404, "error": "not found", "success": False}, status_code=404)
+        if self.call_events == "json":
+            return JSONResponse({"code": 200, "data": {"phase": call.state}, "success": True})
+
+        async def phases():
+            sent = None
+            while True:
+                if call.state != sent:
+                    sent = call.state
+                    yield f"event: phase\ndata: {json.dumps({'callId': call.id, 'phase': sent})}\n\n"
+                if sent == "ended":
+                    return
+                await self.sleep(FRAME_CALL_S)
+        return StreamingResponse(phases(), media_type="text/event-stream")
+
     # ---- harness
 
     @staticmethod
@@ -490,8 +532,11 @@ class FakeEngine:
         if not self.enabled:
             raise FakeError(409, NOT_ENABLED)
         call = self.new_call(digits(body.get("from")), "inbound", noise_dbfs)
+        if self.state.skip_calls or self.state.global_skip_calls or RINGS.isdisjoint(self.state.subscribe):
+            self.end(call, "skipped")  # never listed: the silent loss a user cannot see
+            return {"callId": call.id, "skipped": True}
         self.ring(call, ring_timeout_s)
-        if self.state.webhook_url and {"Call", "All"} & set(self.state.subscribe):
+        if self.state.webhook_url:
             self.spawn(self._offer_webhook(call))
         return {"callId": call.id}
 
@@ -546,11 +591,13 @@ class FakeEngine:
             Route("/session/connect", p(self.connect, engine=False), methods=["POST"]),
             Route("/session/status", p(self.session_status, engine=False), methods=["GET"]),
             Route("/webhook", p(self.get_webhook, engine=False), methods=["GET"]),
+            Route("/session/skipcalls/config", p(self.skip_calls_config, engine=False), methods=["GET"]),
             Route("/call/status", p(self.call_status), methods=["GET"]),
             Route("/call/dial", p(self.dial), methods=["POST"]),
             Route("/call/answer", p(self.answer), methods=["POST"]),
             Route("/call/hangup", p(self.hangup), methods=["POST"]),
             WebSocketRoute("/call/{call_id}/stream", self.stream),
+            Route("/call/{call_id}/events", self.events, methods=["GET"]),
             Route("/_fake/inbound", h(self.fake_inbound), methods=["POST"]),
             Route("/_fake/webhook", h(self.fake_webhook), methods=["PUT"]),
             Route("/_fake/unreachable", h(self.fake_unreachable), methods=["PUT"]),
@@ -565,12 +612,14 @@ class FakeEngine:
 
 def build_fake_zuckzapgo(token: str, frame_s: float = 0.06, state: FakeState | None = None, *,
                          enabled: bool = False, answer_after_s: float | None = 0.5,
-                         ws_close_after_s: float = 3.0, clock: Clock | None = None) -> Starlette:
+                         ws_close_after_s: float = 3.0, clock: Clock | None = None,
+                         call_events: str = "none") -> Starlette:
     """The fake engine as an ASGI app; `enabled` (ignored with a `state`) starts it connected in manual mode
     subscribed to Message and Call. `app.state.fake_state` is what a restart passes back in. `clock`:
-    real time by default; a test's VirtualClock when it is served from that test's loop."""
+    real time by default; a test's VirtualClock when it is served from that test's loop. `call_events`:
+    "sse", "json" or "none" (FakeEngine.events)."""
     engine = FakeEngine(token, frame_s, state if state is not None else FakeState.fresh(enabled),
-                        answer_after_s, ws_close_after_s, clock or MonotonicClock())
+                        answer_after_s, ws_close_after_s, clock or MonotonicClock(), call_events)
     app = Starlette(routes=engine.routes(), lifespan=engine.lifespan)
     app.state.fake_state = engine.state
     return app

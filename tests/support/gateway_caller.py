@@ -4,7 +4,8 @@ It announces the call, streams the caller's audio in 20 ms chunks (noise at -60 
 utterances) on its clock (a server's own virtual clock in this process, real time for a
 subprocess), and keeps everything the server sent with its arrival time. Audio is played out as
 a gateway does: each message at max(its arrival, the end of what is queued), so audio sent ahead
-of real time is heard late and `max_ahead_s` shows how far ahead the server got.
+of real time is heard late and `max_ahead_s` shows how far ahead the server got. `echo` (loss in
+dB, delay in s) puts what the caller heard back on their line, as a speakerphone or a hybrid does.
 
 Times are call seconds since the answer, on that clock.
 """
@@ -30,8 +31,9 @@ HOLD_S = 0.3
 
 class GatewayCaller:
     def __init__(self, url: str, rate: int = 8000, encoding: str = "pcm16", clock: Clock | None = None,
-                 **connect_options):
+                 echo: tuple[float, float] | None = None, **connect_options):
         self.url = url
+        self.echo = echo
         self.rate = rate
         self.encoding = encoding
         self.clock = clock or MonotonicClock()
@@ -127,6 +129,14 @@ class GatewayCaller:
         end = self._play_end if end_s is None else round(end_s * self.rate)
         return resample(from_int16(self._heard[round(start_s * self.rate):end]), self.rate, PIPELINE_RATE)
 
+    def _heard_at(self, start: int, n: int) -> np.ndarray:
+        """`n` samples of what the caller heard from sample `start` on (silence before the answer or after)."""
+        out = np.zeros(n)
+        lo, hi = max(start, 0), min(start + n, self._heard.size)
+        if hi > lo:
+            out[lo - start:hi - start] = self._heard[lo:hi] / 32768
+        return out
+
     def heard_until(self) -> float:
         """When the last audio received ends playing."""
         return self._play_end / self.rate
@@ -192,6 +202,8 @@ class GatewayCaller:
         with contextlib.suppress(ConnectionClosed):
             while not self.closed.is_set():
                 chunk = rng.normal(0, 10 ** (-60 / 20), n)
+                if self.echo is not None:
+                    chunk += self._heard_at(sent * n - round(self.echo[1] * self.rate), n) * 10 ** (-self.echo[0] / 20)
                 if self._queue:
                     speech = self._queue[0][:n]
                     chunk[: speech.size] += speech / 32768

@@ -1,0 +1,205 @@
+"""Removes the bot's own voice from the caller's audio before turn taking hears it.
+
+A speakerphone or a 2-wire hybrid sends part of what the bot says back on the caller's line,
+12-24 dB down and 20-200 ms late. An energy VAD cannot tell that echo from a caller talking
+over the bot: the bot paused at its own words and cut itself off. The agent knows exactly
+what the far end is playing, so WebRTC's echo canceller (AEC3, through the LiveKit SDK's
+prebuilt AudioProcessingModule) subtracts it: it estimates the echo path's delay and loss per
+call from the reference and the line, also through a µ-law or A-law round trip, and keeps a
+caller who talks over the bot (double talk).
+
+AEC3 has a catch, measured on real recordings: on a line that carries no echo at all (most
+digital lines) it never finds an echo path, stays unsure, and its suppressor then eats a caller
+who talks over the bot (onsets 0.3-2.5 s late, some missed) and pumps a noisy line's background
+by 20-30 dB while the bot talks (which an energy VAD takes for speech). So an `EchoDetector`
+decides per call whether there is an echo, from how the line's 10 ms levels follow the
+reference's at the best delay (0-300 ms), and the VAD hears: the canceller's output once an echo
+was seen (for the rest of the call: a line keeps its echo), the line as it is once a window of
+the bot talking showed none, and until then (the first 2.3 s) the line through a level gate.
+Correlations measured (µ-law, 20-200 ms): 0.68-0.99 with echo 12-40 dB down, 0.06-0.19 with
+none; a caller talking over the bot blurs both, so "no echo" also needs the line to have stayed
+at its own level throughout the window.
+
+The reference is a timeline of what Playout sent, placed where the far end plays it (Playout
+paces the far end's queue, so it knows), and read back for each 10 ms of caller audio at the
+time that audio arrived. Pause, resume and clear need nothing special: silence on the timeline
+is silence played. The canceller sees the line's own delay on top of the acoustic one; AEC3's
+delay estimator covers both (measured to 200 ms, benchmarks/bench_turn_taking.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from zapvoice.agent.clock import Clock
+
+from zapvoice.audio import PIPELINE_RATE
+
+BLOCK = PIPELINE_RATE // 100  # AEC3 takes 10 ms frames
+HISTORY_S = 2.0  # reference kept behind the newest caller audio: past AEC3's delay range
+WINDOW_BLOCKS = 200  # the detector judges 2 s of audio
+MAX_LAG_BLOCKS = 30  # echo delays it looks for: up to 300 ms
+JUDGE_EVERY_BLOCKS = 50  # and judges again every 500 ms
+MIN_TALK_BLOCKS = 60  # when the bot talked at least 600 ms of the window
+TALK_DBFS = -50.0  # a reference block this loud is the bot talking
+REFERENCE_FLOOR_DBFS = -60.0  # levels are clamped so digital silence does not dominate
+LINE_FLOOR_DBFS = -70.0
+ECHO_CORRELATION = 0.6
+NO_ECHO_CORRELATION = 0.4
+QUIET_SPREAD_DB = 6.0  # the 10-90 % spread of a steady line's 10 ms levels (noise: about 2-3 dB)
+# Until the detector knows, a block is the caller only when louder than the loudest echo the bot's last
+# 300 ms could make on the worst line the agent is built for (12 dB down) by a margin; quieter blocks
+# are brought down to the line's own level (not to silence: the VAD's noise floor must not move).
+WORST_LOSS_DB = 12.0
+GATE_MARGIN_DB = 6.0
+MAX_LIFT_DB = 40.0  # the most a suppressed block is lifted back towards the line's own level
+
+
+def _level_dbfs(pcm: np.ndarray) -> float:
+    power = float(np.mean(np.square(pcm, dtype=np.float64))) / 32768.0 ** 2
+    return 10.0 * np.log10(max(power, 1e-10))
+
+
+class EchoDetector:
+    """Whether the caller's line carries the bot's voice back: None (not known yet), True or False."""
+
+    def __init__(self) -> None:
+        size = WINDOW_BLOCKS + MAX_LAG_BLOCKS
+        self._reference = np.full(size, REFERENCE_FLOOR_DBFS)  # ring of levels, oldest first at _next
+        self._line = np.full(size, LINE_FLOOR_DBFS)
+        self._next = 0
+        self._blocks = 0
+        self._last_line_dbfs = LINE_FLOOR_DBFS
+        self.echo: bool | None = None
+
+    def gate_gain(self) -> float:
+        """For the block just added while the echo is not known: 1 if it is louder than any echo of what the
+        bot played could be, else the gain that brings it down to the line's own level (its 10th percentile)."""
+        recent = self._reference[(self._next - 1 - np.arange(MAX_LAG_BLOCKS + 1)) % self._reference.size]
+        if self._last_line_dbfs > recent.max() - WORST_LOSS_DB + GATE_MARGIN_DB:
+            return 1.0
+        return float(10 ** (min(0.0, self.line_floor_dbfs() - self._last_line_dbfs) / 20))
+
+    def line_floor_dbfs(self) -> float:
+        """The line's own level: the 10th percentile of its recent 10 ms levels (echo and speech have gaps)."""
+        return float(np.percentile(self._line[: min(self._blocks, self._line.size)], 10))
+
+    def add(self, reference: np.ndarray, line: np.ndarray) -> None:
+        """One 10 ms block: what the far end played and what the line brought at the same time (int16)."""
+        self._reference[self._next] = max(_level_dbfs(reference), REFERENCE_FLOOR_DBFS)
+        self._line[self._next] = max(_level_dbfs(line), LINE_FLOOR_DBFS)
+        self._next = (self._next + 1) % self._reference.size
+        self._blocks += 1
+        self._last_line_dbfs = self._line[self._next - 1]
+        if self.echo is not True and self._blocks >= self._line.size and self._blocks % JUDGE_EVERY_BLOCKS == 0:
+            self._judge()
+
+    def correlation(self) -> float | None:
+        """How closely the line's levels follow the reference's at the best delay, over the blocks where the
+        bot talked (the caller talking while the bot is silent tells nothing); None if it barely talked."""
+        reference = np.roll(self._reference, -self._next)[:WINDOW_BLOCKS]
+        talking = reference >= TALK_DBFS
+        if np.count_nonzero(talking) < MIN_TALK_BLOCKS:
+            return None
+        lagged = np.lib.stride_tricks.sliding_window_view(np.roll(self._line, -self._next), WINDOW_BLOCKS)
+        ref = reference[talking] - reference[talking].mean()
+        lines = lagged[:, talking]
+        lines = lines - lines.mean(axis=1, keepdims=True)
+        spread = np.sqrt(np.sum(ref ** 2) * np.sum(lines ** 2, axis=1))
+        return float(np.max(np.divide(lines @ ref, spread, out=np.zeros(len(lines)), where=spread > 0)))
+
+    def _judge(self) -> None:
+        correlation = self.correlation()
+        if correlation is None:
+            return
+        if correlation >= ECHO_CORRELATION:
+            self.echo = True
+        elif correlation < NO_ECHO_CORRELATION and self._line_stayed_quiet():
+            self.echo = False
+
+    def _line_stayed_quiet(self) -> bool:
+        """The line kept to its own level while the bot talked: nothing came back, and the caller did not
+        talk over the bot (that blurs an echo's correlation as much as having none)."""
+        low, high = np.percentile(self._line, [10, 90])
+        return bool(high - low < QUIET_SPREAD_DB)
+
+
+class EchoCanceller:
+    """One call's echo canceller. `played()` gets what the bot sends, `cancel()` the caller's audio."""
+
+    def __init__(self, clock: Clock):
+        # Imported here: the SDK loads its native library on import, which calls without the
+        # canceller (turns.echo_cancellation off) need not pay for.
+        from livekit import rtc
+
+        self._rtc = rtc
+        self._apm = rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True)
+        self._clock = clock
+        self._origin = round(clock.now() * PIPELINE_RATE)  # timeline sample 0
+        self._reference = np.zeros(0, np.int16)  # far-end audio from timeline sample _base on
+        self._base = 0
+        self._pending = np.zeros(0, np.float32)  # caller samples short of a block
+        self._pending_start = 0  # timeline sample of the pending caller audio's first sample
+        self.detector = EchoDetector()
+
+    def played(self, frame: np.ndarray, start_s: float) -> None:
+        """A frame of int16 audio the far end starts playing at clock time `start_s`."""
+        start = round(start_s * PIPELINE_RATE) - self._origin - self._base
+        if start < 0:  # partly behind the kept history (Playout never sends audio for the past)
+            frame, start = frame[min(-start, frame.size):], 0
+        end = start + frame.size
+        if end > self._reference.size:
+            self._reference = np.concatenate((self._reference, np.zeros(end - self._reference.size, np.int16)))
+        self._reference[start:end] = frame
+
+    def cancel(self, samples: np.ndarray) -> np.ndarray:
+        """The caller's 16 kHz float32 audio, which arrived just now, with the bot's echo removed.
+        Returns whole 10 ms blocks: up to 9.9 ms of audio waits for the next chunk."""
+        samples = np.asarray(samples, np.float32).reshape(-1)
+        block = np.concatenate((self._pending, samples))
+        whole = block.size - block.size % BLOCK
+        # The chunk's last sample arrived now; audio left pending keeps the place it had.
+        arrived_end = round(self._clock.now() * PIPELINE_RATE) - self._origin
+        first = self._pending_start if self._pending.size else arrived_end - samples.size
+        out = np.empty(whole, np.float32)
+        pcm = np.clip(np.round(block[:whole] * 32768.0), -32768, 32767).astype(np.int16)
+        for offset in range(0, whole, BLOCK):
+            reference = self._reference_at(first + offset)
+            line = pcm[offset:offset + BLOCK]
+            self.detector.add(reference, line)
+            self._apm.process_reverse_stream(self._rtc.AudioFrame(reference.tobytes(), PIPELINE_RATE, 1, BLOCK))
+            capture = self._rtc.AudioFrame(line.tobytes(), PIPELINE_RATE, 1, BLOCK)
+            self._apm.set_stream_delay_ms(0)
+            self._apm.process_stream(capture)
+            if self.detector.echo:
+                cancelled = np.frombuffer(capture.data, np.int16) / np.float32(32768.0)
+                out[offset:offset + BLOCK] = cancelled * np.float32(self._up_to_floor(cancelled))
+            elif self.detector.echo is None:
+                out[offset:offset + BLOCK] = block[offset:offset + BLOCK] * np.float32(self.detector.gate_gain())
+            else:  # no echo: the canceller kept in step, but the line is heard as it is
+                out[offset:offset + BLOCK] = block[offset:offset + BLOCK]
+        self._pending = block[whole:]
+        self._pending_start = first + whole
+        self._forget(first + whole)
+        return out
+
+    def _up_to_floor(self, cancelled: np.ndarray) -> float:
+        """Gain that lifts a block AEC3 suppressed below the line's own level back to it. AEC3 turns down
+        the whole line while it removes an echo, background included, which comes back in the bot's
+        pauses: on a humming line that rise looked like the caller starting to talk."""
+        level = _level_dbfs(cancelled * 32768.0)
+        return float(10 ** (min(MAX_LIFT_DB, max(0.0, self.detector.line_floor_dbfs() - level)) / 20))
+
+    def _reference_at(self, at: int) -> np.ndarray:
+        """The far end's audio for the block starting at timeline sample `at` (silence where none)."""
+        out = np.zeros(BLOCK, np.int16)
+        lo, hi = at - self._base, at - self._base + BLOCK
+        src_lo, src_hi = max(lo, 0), min(hi, self._reference.size)
+        if src_hi > src_lo:
+            out[src_lo - lo:src_hi - lo] = self._reference[src_lo:src_hi]
+        return out
+
+    def _forget(self, now: int) -> None:
+        drop = now - round(HISTORY_S * PIPELINE_RATE) - self._base
+        if drop > 0:
+            self._reference = self._reference[drop:]
+            self._base += drop
