@@ -24,6 +24,7 @@ from tests.support.servers import serve_in_thread
 from tests.support.settings import build_settings
 from tests.test_models_pull import pull
 from tests.test_vad import silence, syllables
+from zapvoice.composition import load_turn_model
 from zapvoice.settings import TurnSettings
 
 CHUNK = 960
@@ -150,3 +151,11 @@ def test_the_model_file_comes_from_models_txt_or_a_local_path(tmp_path):
     assert fetched == tmp_path / "models" / "turn" / "smart-turn-v3.2" / "smart-turn-v3.2-cpu.onnx"
     assert fetched.read_bytes() == served[entry.file] and str(fetched) in result.stdout
     assert [path.name for path in fetched.parent.iterdir() if path.is_file()] == [fetched.name]
+
+
+def test_a_broken_model_file_says_what_to_run(tmp_path):
+    broken = tmp_path / "turn.onnx"
+    broken.write_bytes(b"not an onnx model")
+    settings = build_settings(end_of_turn="smart-turn", smart_turn_model=str(broken))
+    with pytest.raises(ModelError, match=r"cannot load the end-of-turn model .*turn\.onnx.*zapvoice models pull"):
+        load_turn_model(settings)
