@@ -26,10 +26,11 @@ import numpy as np
 from zapvoice.agent.call_record import CallRecord, TurnTimes
 from zapvoice.agent.clock import Clock, MonotonicClock
 from zapvoice.agent.echo import EchoCanceller
+from zapvoice.agent.end_of_turn import EndOfTurn
 from zapvoice.agent.line import CallInfo, CallLine
 from zapvoice.agent.playout import Playout
 from zapvoice.agent.sentences import SentenceSplitter, WholeText
-from zapvoice.agent.vad import EnergyVAD, NoiseDropped, PauseStarted, SpeechResumed, SpeechStarted, TurnEnded, VadEvent
+from zapvoice.agent.vad import NoiseDropped, PauseStarted, SpeechResumed, SpeechStarted, TurnEnded, VadEvent
 from zapvoice.providers.contracts import Engines, Message, Speech, ToolCall, Transcript
 from zapvoice.providers.errors import ProviderError, UnknownVoice
 from zapvoice.providers.spoken_text import to_spoken
@@ -74,7 +75,8 @@ class Conversation:
         self.engines = engines
         self.clock = clock or MonotonicClock()
         self.record = CallRecord(info, agent.record_dir)
-        self.vad = EnergyVAD(vad)
+        self.end_of_turn = EndOfTurn(turns, vad, engines.turn, self._spawn, self._on_vad)
+        self.vad = self.end_of_turn.vad
         self.echo = EchoCanceller(self.clock) if turns.echo_cancellation else None
         self.playout = Playout(line.send, self.clock, line.frame_samples, line.lead_frames,
                                on_sent=self.echo.played if self.echo is not None else None)
@@ -131,7 +133,7 @@ class Conversation:
             return
         if self.echo is not None:
             samples = self.echo.cancel(samples)
-        for event in self.vad.process(samples):
+        for event in self.end_of_turn.process(samples):
             self._on_vad(event)
         self._follow_short_sound()
 

@@ -196,6 +196,18 @@ class EnergyVAD:
             return 0.0
         return (self._clock - self._pause_at) * 1000.0 / SUBFRAMES_PER_S
 
+    def end_turn(self, utterance: int) -> TurnEnded | None:
+        """End utterance number `utterance` now, in the pause its last PauseStarted announced, for an
+        end-of-turn policy that knows sooner than vad.end_silence_ms: the TurnEnded that silence would
+        have sent, with the same audio. None if that utterance is no longer in that pause."""
+        if self._state is not _State.PAUSED or self._pause_audio is None or utterance != self._utterances:
+            return None
+        events: list[VadEvent] = []
+        self._close(self._pause_at, events)
+        ended = events[0]
+        assert isinstance(ended, TurnEnded), ended  # a PauseStarted was sent: the utterance is long enough
+        return ended
+
     @property
     def noise_floor_dbfs(self) -> float:
         """The learned background level (RMS dBFS per 20 ms)."""

@@ -69,16 +69,25 @@ class TextToSpeech(Protocol):
         """Text -> speech at the pipeline rate."""
 
 
+class TurnModel(Protocol):
+    async def complete(self, samples: np.ndarray) -> float:
+        """16 kHz mono float32 audio of the caller's turn so far (ending in the pause) -> the
+        probability, 0-1, that the turn is complete."""
+
+
 @dataclass
 class Engines:
-    """The three engines of one process, shared by every call and request (built by zapvoice.composition)."""
+    """The engines of one process, shared by every call and request (built by zapvoice.composition);
+    `turn` only when the agent ends turns with a model (turns.end_of_turn = "smart-turn")."""
 
     stt: SpeechToText
     llm: ChatModel
     tts: TextToSpeech
+    turn: TurnModel | None = None
 
     async def aclose(self) -> None:
-        for engine in (self.stt, self.llm, self.tts):  # clients close a connection pool, models a worker pool
+        turn = [self.turn] if self.turn is not None else []
+        for engine in (self.stt, self.llm, self.tts, *turn):  # clients close a connection pool, models a worker pool
             if hasattr(engine, "aclose"):
                 await engine.aclose()
             elif hasattr(engine, "close"):

@@ -2,7 +2,8 @@
 
 A model setting is either a name from models.txt, looked up under the model directory and
 fetched from Hugging Face when missing, or a local path, used as it is (offline installs).
-Layout: `<model_dir>/whisper/<name>/` and `<model_dir>/piper/<name>/<file in repository>`.
+Layout: `<model_dir>/whisper/<name>/`, `<model_dir>/piper/<name>/<file in repository>` and
+`<model_dir>/turn/<name>/<file in repository>` (end-of-turn models: one .onnx file).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ HUB_URL = "https://huggingface.co"
 
 @dataclass(frozen=True)
 class CatalogEntry:
-    kind: str  # "whisper" or "piper"
+    kind: str  # "whisper", "piper" or "turn"
     name: str
     repo: str
     file: str | None = None
@@ -57,7 +58,7 @@ def load_catalog(path: Path | None = None) -> dict[tuple[str, str], CatalogEntry
         fields = line.split("#", 1)[0].split()
         if not fields:
             continue
-        if fields[0] not in ("whisper", "piper") or len(fields) < 3 or (fields[0] == "piper") != (len(fields) == 4):
+        if fields[0] not in ("whisper", "piper", "turn") or len(fields) != (3 if fields[0] == "whisper" else 4):
             raise ModelError(f"models.txt line {number} is malformed: {line!r}")
         entry = CatalogEntry(*fields)
         entries[entry.kind, entry.name] = entry
@@ -111,6 +112,16 @@ class ModelStore:
         entry = self.entry("piper", spec)
         return entry.name, _checked_voice(self._ensure(entry, download), hint=self._pull_hint(entry))
 
+    def turn_model_file(self, spec: str, download: bool) -> Path:
+        """The .onnx file of an end-of-turn model, given a models.txt name or a path to the file."""
+        path = Path(spec).expanduser()
+        if spec.endswith(".onnx") or _looks_like_path(spec):
+            if not path.is_file():
+                raise ModelError(f"end-of-turn model {spec} does not exist")
+            return path
+        entry = self.entry("turn", spec)
+        return self._ensure(entry, download)
+
     def pull(self, entry: CatalogEntry, force: bool = False) -> Path:
         """Fetch one model (with progress bars) unless it is already complete on disk."""
         target = self.local_path(entry)
@@ -128,8 +139,8 @@ class ModelStore:
                 snapshot_download(entry.repo, local_dir=folder, allow_patterns=_WHISPER_PATTERNS,
                                   endpoint=self.hub_url, force_download=force, cache_dir=hub_cache)
             else:
-                assert entry.file is not None, entry  # a piper line of models.txt has four fields (load_catalog)
-                for name in (entry.file, entry.file + ".json"):
+                assert entry.file is not None, entry  # piper and turn lines of models.txt have four fields
+                for name in (entry.file, entry.file + ".json") if entry.kind == "piper" else (entry.file,):
                     hf_hub_download(entry.repo, name, local_dir=folder, endpoint=self.hub_url,
                                     force_download=force, cache_dir=hub_cache)
         except (HfHubHTTPError, OSError, ValueError) as exc:
@@ -230,6 +241,8 @@ def _looks_like_path(spec: str) -> bool:
 def _missing_files(entry: CatalogEntry, target: Path) -> list[str]:
     if entry.kind == "whisper":
         return [name for name in WHISPER_FILES if not (target / name).is_file()]
+    if entry.kind == "turn":
+        return [] if target.is_file() else [target.name]
     return [path.name for path in (target, Path(f"{target}.json")) if not path.is_file()]
 
 

@@ -194,7 +194,8 @@ def models_pull(settings: Settings, args: argparse.Namespace) -> int:
     if args.all:
         entries = list(store.catalog.values())
     else:
-        names = args.names or [settings.stt.whisper_model, *settings.tts.voices]
+        turn = [settings.turns.smart_turn_model] if settings.turns.end_of_turn == "smart-turn" else []
+        names = args.names or [settings.stt.whisper_model, *settings.tts.voices, *turn]
         try:
             entries = [store.find(name) for name in names]
         except ModelError as exc:

@@ -24,6 +24,7 @@ from zapvoice.providers.errors import ProviderError
 from zapvoice.providers.llm import OpenAIChat
 from zapvoice.providers.model_load import voice_load_problem, whisper_load_problem
 from zapvoice.providers.model_store import ModelError, ModelStore
+from zapvoice.providers.smart_turn import SmartTurn
 from zapvoice.providers.stt import WhisperSTT
 from zapvoice.providers.tts import PiperTTS
 from zapvoice.settings import Settings
@@ -58,6 +59,8 @@ def agent_engines(settings: Settings) -> Engines:
     token = settings.agent.provider_token.get_secret_value() if settings.agent.provider_token else None
     timeout = settings.agent.provider_timeout_s
     whisper_dir, voice_files = _resolve(settings, None, whisper=not settings.stt.url, voices=not settings.tts.url)
+    # Found (or fetched) before anything slow is loaded, like the other models.
+    turn_file = _turn_model_file(settings) if settings.turns.end_of_turn == "smart-turn" else None
     stt: SpeechToText
     if settings.stt.url:
         stt = ContractSTT(settings.stt.url, token, timeout)
@@ -66,9 +69,12 @@ def agent_engines(settings: Settings) -> Engines:
         stt = _whisper(settings, whisper_dir)
     tts = ContractTTS(settings.tts.url, token, timeout) if settings.tts.url else _voices(settings, voice_files)
     llm = ContractChat(settings.llm.url, token, timeout) if settings.llm.is_contract else OpenAIChat(settings.llm)
-    log.info("agent engines: stt %s, llm %s, tts %s", settings.stt.url or f"whisper {settings.stt.whisper_model}",
-             settings.llm.url, settings.tts.url or ", ".join(settings.tts.voices))
-    return Engines(stt, llm, tts)
+    turn = _turn_model(settings, turn_file) if turn_file is not None else None
+    log.info("agent engines: stt %s, llm %s, tts %s, end of turn %s",
+             settings.stt.url or f"whisper {settings.stt.whisper_model}", settings.llm.url,
+             settings.tts.url or ", ".join(settings.tts.voices),
+             settings.turns.smart_turn_model if turn else "on silence")
+    return Engines(stt, llm, tts, turn)
 
 
 def load_whisper(settings: Settings, download: bool | None = None) -> WhisperSTT:
@@ -106,6 +112,28 @@ def _voices(settings: Settings, voice_files: dict[str, Path]) -> PiperTTS:
         raise ModelError(voice_load_problem(voice_files, settings, exc)) from exc
     tts.warm_up()
     return tts
+
+
+def load_turn_model(settings: Settings, download: bool | None = None) -> SmartTurn:
+    """The end-of-turn model (turns.smart_turn_model), fetched if allowed, loaded and warmed."""
+    return _turn_model(settings, _turn_model_file(settings, download))
+
+
+def _turn_model_file(settings: Settings, download: bool | None = None) -> Path:
+    store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
+    download = settings.models.auto_download if download is None else download
+    return store.turn_model_file(settings.turns.smart_turn_model, download)
+
+
+def _turn_model(settings: Settings, model_file: Path) -> SmartTurn:
+    """One model call at a time, on one thread, with a pending call allowed per call the agent takes."""
+    try:
+        model = SmartTurn(model_file, queue=settings.agent.max_calls)
+    except ValueError as exc:  # SmartTurn reports onnxruntime's load errors as ValueError
+        raise ModelError(f"cannot load the end-of-turn model {model_file}: {exc}. Replace the file, or fetch "
+                         f"it again with `zapvoice models pull {settings.turns.smart_turn_model} --force`.") from exc
+    model.warm_up()
+    return model
 
 
 async def cache_fixed_phrases(engines: Engines, settings: Settings) -> None:

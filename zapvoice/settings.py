@@ -376,6 +376,26 @@ class TurnSettings(Section):
         "the result is dropped if they go on talking.",
         json_schema_extra={"flat": "agent_speculative_stt"},
     )
+    end_of_turn: Literal["energy", "smart-turn"] = Field(
+        "energy",
+        description="What ends the caller's turn. energy: vad.end_silence_ms of silence. smart-turn: at each "
+        "pause (vad.pause_ms) the Smart Turn model judges whether the turn sounds complete; complete ends it "
+        "at once, else it ends at the next pause the model calls complete or after "
+        "turns.smart_turn_max_silence_ms (BENCHMARKS.md, eval_end_of_turn).",
+    )
+    smart_turn_model: str = Field(
+        "smart-turn-v3.2",
+        description="The end-of-turn model: a name from models.txt (`zapvoice models pull smart-turn-v3.2`) or "
+        "a local .onnx file. Loaded only when turns.end_of_turn is smart-turn.",
+    )
+    smart_turn_threshold: float = Field(
+        0.5, gt=0, lt=1, description="The model's probability from which a pause ends the turn."
+    )
+    smart_turn_max_silence_ms: int = Field(
+        2000, ge=100,
+        description="In smart-turn mode, silence that ends the turn whatever the model said (replaces "
+        "vad.end_silence_ms, which still applies to a pause the model could not judge, e.g. when it is busy).",
+    )
 
 
 class AgentSettings(Section):

