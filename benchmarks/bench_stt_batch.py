@@ -90,7 +90,7 @@ def main() -> None:
         "## Transcriptions arriving together: one by one vs one Whisper batch (real Whisper base)", "",
         *provenance(started), "",
         f"Bursts of 1-8 of the 10 real English clips handed to the STT engine at once, {args.runs} bursts of each "
-        "size per setting, alternating; stt.concurrency 1, short window, English forced.", "", *rows, ""],
+        "size per setting, their order rotated; stt.concurrency 1, short window, English forced.", "", *rows, ""],
         write=not args.no_write)
 
 
