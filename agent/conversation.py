@@ -194,7 +194,7 @@ class Conversation:
                 if self._ignoring:
                     self._ignoring = False
                     return
-                if self._interrupting:
+                if self._interrupting or self._held:  # held: output resumed over it, but it became a turn
                     self._barge_in()
                 self._idle_prompted = False
                 self._answer_turn(event)

@@ -73,8 +73,9 @@ class EndOfTurn:
         assert self._model is not None  # smart mode only
         try:
             probability = await self._model.complete(pause.audio)
-        except ProviderError as exc:
-            log.warning("the turn model could not judge a pause (%s): ending it on silence", exc.message)
+        except Exception as exc:  # noqa: BLE001 - busy (503) or a runtime failure: the pause ends on silence
+            log.warning("the turn model could not judge a pause (%s): ending it on silence",
+                        exc.message if isinstance(exc, ProviderError) else repr(exc))
             self._unjudged = pause.utterance
             return
         if probability >= self._threshold and (ended := self.vad.end_turn(pause.utterance)) is not None:

@@ -1,12 +1,14 @@
 """Several short-window utterances decoded by Whisper in one pass.
 
-When calls end their turns together, their utterances wait for the one STT engine. Decoding them
-as one batch costs little more than decoding the longest: most of a greedy decoder step is fixed
+When calls end their turns together, their utterances wait for the one STT engine. Decoding them as
+one batch costs little more than decoding the longest: most of a greedy decoder step is fixed
 overhead, not arithmetic (benchmarks/bench_stt_batch.py measures it). The encoder gets the
 utterances' mel frames side by side, each padded as Whisper pads to the batch's longest short window
-(for utterances of a few seconds that is `stt.short_window_min_s`, the window each has alone); the language of those without one is detected on the same encoding; one `generate` call decodes all
-of them with faster-whisper's own greedy options. What this returns is judged by the caller exactly as
-a single decode is (providers.stt.degenerate), and redone alone on the padded window if it looks wrong.
+(for utterances of a few seconds that is `stt.short_window_min_s`, the window each has alone); the
+language of those without one is detected on the same encoding; one `generate` call decodes all of
+them with faster-whisper's own greedy options. What this returns is judged by the caller exactly as
+a single decode is (providers.stt.degenerate), and redone alone on the padded window if it looks
+wrong.
 """
 
 from __future__ import annotations

@@ -86,8 +86,9 @@ def test_a_verdict_that_comes_after_the_caller_went_on_is_dropped():
     assert model.answered == 1  # the first question was cancelled
 
 
-def test_a_pause_the_busy_model_cannot_judge_ends_on_the_energy_silence():
-    seen, model = run_policy(np.concatenate([syllables(SPEECH_S), silence(3.0)]), [None],
+@pytest.mark.parametrize("failure", [None, RuntimeError("onnxruntime: invalid input")], ids=["busy", "failed"])
+def test_a_pause_the_model_cannot_judge_ends_on_the_energy_silence(failure):
+    seen, model = run_policy(np.concatenate([syllables(SPEECH_S), silence(3.0)]), [failure],
                              vad_end_silence_ms=700)
     ((at, _),) = ends(seen)
     assert at == pytest.approx(SPEECH_S + 0.7, abs=0.07)  # vad.end_silence_ms, not the long silence

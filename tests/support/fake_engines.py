@@ -96,9 +96,10 @@ class FakeTTS:
 
 class ScriptedTurnModel:
     """An end-of-turn model that answers the scripted probabilities in order (the last one repeats)
-    after `delay_s` of the test's clock; a probability of None raises a 503 (busy) instead."""
+    after `delay_s` of the test's clock; a probability of None raises a 503 (busy) instead, an exception is raised
+    as it is (a model that failed)."""
 
-    def __init__(self, clock, probabilities: list[float | None], delay_s: float = 0.05):
+    def __init__(self, clock, probabilities: list[float | None | Exception], delay_s: float = 0.05):
         self.clock = clock
         self.probabilities = list(probabilities)
         self.delay_s = delay_s
@@ -111,6 +112,8 @@ class ScriptedTurnModel:
         probability = self.probabilities.pop(0) if len(self.probabilities) > 1 else self.probabilities[0]
         if probability is None:
             raise ProviderError(503, "the turn engine is busy")
+        if isinstance(probability, Exception):
+            raise probability
         self.answered += 1
         return probability
 
