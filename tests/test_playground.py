@@ -248,3 +248,25 @@ def test_a_call_outlives_the_http_deadlines_of_its_upgrade_request(make_service)
     ready, greeted, ended = asyncio.run(call())
     assert greeted["assistant"] == "Olá! Como posso ajudar?"
     assert ended == {"type": "ended", "reason": "the caller hung up"}
+
+
+@pytest.mark.parametrize("allow_no_auth", [False, True])
+def test_with_no_token_set_the_playground_and_calls_are_open_only_where_the_owner_said_so(
+        make_service, tmp_path, allow_no_auth):
+    """The agent's port may be public and /calls shows callers' numbers and words: no service.token means no
+    access, unless service.allow_no_auth says the owner wants it open."""
+    service = make_service(token=None, allow_no_auth=allow_no_auth, agent_record_dir=tmp_path)
+
+    async def start() -> dict:
+        async with connect(f"{service.url.replace('http', 'ws')}/playground/ws") as ws:
+            await ws.send(json.dumps({"type": "start", "token": "anything"}))
+            return json.loads(await asyncio.wait_for(ws.recv(), 30))
+
+    listing = httpx.get(f"{service.url}/calls/api")
+    first = asyncio.run(start())
+    if allow_no_auth:
+        assert listing.status_code == 200 and first["type"] == "ready"
+    else:
+        refusal = "no service.token is set: set one (or service.allow_no_auth) to use the playground and /calls"
+        assert (listing.status_code, listing.json()) == (401, {"error": refusal})
+        assert first == {"type": "error", "error": refusal}

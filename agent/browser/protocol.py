@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import json
 import logging
+from dataclasses import dataclass
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -28,11 +29,24 @@ class Refused(Exception):
     """The connection did not start a call; the message says why (sent to the page, never the token)."""
 
 
-def token_matches(expected: str | None, presented: object) -> bool:
-    """service.token, compared in constant time; no token set lets everyone in (a loopback service)."""
-    if expected is None:
-        return True
-    return isinstance(presented, str) and hmac.compare_digest(presented.encode(), expected.encode())
+@dataclass(frozen=True)
+class Access:
+    """Who may use the playground and /calls: whoever presents service.token. With no token set, everyone only
+    where the owner said so (service.allow_no_auth): /calls shows callers' numbers and words, and the agent's
+    port may be public."""
+
+    token: str | None
+    open_without_token: bool
+
+    def admits(self, presented: object) -> bool:
+        if self.token is None:
+            return self.open_without_token
+        return isinstance(presented, str) and hmac.compare_digest(presented.encode(), self.token.encode())
+
+    def refusal(self) -> str:
+        if self.token is None:
+            return "no service.token is set: set one (or service.allow_no_auth) to use the playground and /calls"
+        return "missing or wrong token (service.token)"
 
 
 def control(text: str) -> dict:
@@ -57,7 +71,7 @@ class PlaygroundSocket:
         self.closed = False
         self._sending = asyncio.Lock()
 
-    async def start(self, token: str | None, timeout_s: float) -> None:
+    async def start(self, access: Access, timeout_s: float) -> None:
         """Accept the connection and wait for a `start` with the right token; Refused otherwise."""
         await self.ws.accept()
         try:
@@ -72,8 +86,8 @@ class PlaygroundSocket:
         message = control(text)
         if message["type"] != "start":
             raise Refused(f'the first message must be a start, not {message["type"][:40]!r}')
-        if not token_matches(token, message.get("token")):
-            raise Refused("missing or wrong token (service.token)")
+        if not access.admits(message.get("token")):
+            raise Refused(access.refusal())
 
     async def next(self) -> bytes | dict | None:
         """The next audio message or control message; None once the page has gone."""

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from zapvoice.agent.browser.call import BrowserCall
-from zapvoice.agent.browser.protocol import FRAME_BYTES, PlaygroundSocket, Refused, token_matches
+from zapvoice.agent.browser.protocol import FRAME_BYTES, Access, PlaygroundSocket, Refused
 from zapvoice.agent.browser.records import MAX_PER_PAGE, NoSuchCall, calls_page, one_call
 from zapvoice.agent.clock import Clock
 from zapvoice.agent.line import CallInfo
@@ -42,7 +42,8 @@ class Playground:
         self.settings = settings
         self.engines = engines
         self.clock = clock
-        self.token = settings.service.token.get_secret_value() if settings.service.token else None
+        self.access = Access(settings.service.token.get_secret_value() if settings.service.token else None,
+                             settings.service.allow_no_auth)
         self.calls: set[BrowserCall] = set()
 
     def routes(self) -> list[BaseRoute]:
@@ -58,7 +59,7 @@ class Playground:
     async def connect(self, ws: WebSocket) -> None:
         socket = PlaygroundSocket(ws)
         try:
-            await socket.start(self.token, START_TIMEOUT_S)
+            await socket.start(self.access, START_TIMEOUT_S)
             if len(self.calls) >= self.settings.agent.max_calls:
                 raise Refused(f"{len(self.calls)} calls in progress (agent.max_calls)")
         except Refused as exc:
@@ -106,9 +107,11 @@ class Playground:
 
     def _unauthorized(self, request: Request) -> JSONResponse | None:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        if token_matches(self.token, presented.strip() if scheme.lower() == "bearer" else None):
+        if self.access.admits(presented.strip() if scheme.lower() == "bearer" else None):
             return None
-        return JSONResponse({"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>'"},
+        message = (self.access.refusal() if self.access.token is None
+                   else "missing or wrong bearer token: send 'Authorization: Bearer <token>'")
+        return JSONResponse({"error": message},
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
