@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from zapvoice.agent.clock import Clock
 
-from zapvoice.audio import PIPELINE_RATE
+from zapvoice.audio import PIPELINE_RATE, from_int16, to_int16
 
 BLOCK = PIPELINE_RATE // 100  # AEC3 takes 10 ms frames
 HISTORY_S = 2.0  # reference kept behind the newest caller audio: past AEC3's delay range
@@ -51,6 +51,7 @@ QUIET_SPREAD_DB = 6.0  # the 10-90 % spread of a steady line's 10 ms levels (noi
 # are brought down to the line's own level (not to silence: the VAD's noise floor must not move).
 WORST_LOSS_DB = 12.0
 GATE_MARGIN_DB = 6.0
+_LAGS = np.arange(MAX_LAG_BLOCKS + 1)  # the blocks of the last 300 ms, newest first
 MAX_LIFT_DB = 40.0  # the most a suppressed block is lifted back towards the line's own level
 
 
@@ -74,14 +75,16 @@ class EchoDetector:
     def gate_gain(self) -> float:
         """For the block just added while the echo is not known: 1 if it is louder than any echo of what the
         bot played could be, else the gain that brings it down to the line's own level (its 10th percentile)."""
-        recent = self._reference[(self._next - 1 - np.arange(MAX_LAG_BLOCKS + 1)) % self._reference.size]
+        recent = self._reference[(self._next - 1 - _LAGS) % self._reference.size]
         if self._last_line_dbfs > recent.max() - WORST_LOSS_DB + GATE_MARGIN_DB:
             return 1.0
         return float(10 ** (min(0.0, self.line_floor_dbfs() - self._last_line_dbfs) / 20))
 
     def line_floor_dbfs(self) -> float:
         """The line's own level: the 10th percentile of its recent 10 ms levels (echo and speech have gaps)."""
-        return float(np.percentile(self._line[: min(self._blocks, self._line.size)], 10))
+        levels = self._line[: min(self._blocks, self._line.size)]
+        tenth = (levels.size - 1) // 10  # nearest rank: a partial sort, not np.percentile's full one, per block
+        return float(np.partition(levels, tenth)[tenth])
 
     def add(self, reference: np.ndarray, line: np.ndarray) -> None:
         """One 10 ms block: what the far end played and what the line brought at the same time (int16)."""
@@ -162,7 +165,7 @@ class EchoCanceller:
         arrived_end = round(self._clock.now() * PIPELINE_RATE) - self._origin
         first = self._pending_start if self._pending.size else max(self._pending_start, arrived_end - samples.size)
         out = np.empty(whole, np.float32)
-        pcm = np.clip(np.round(block[:whole] * 32768.0), -32768, 32767).astype(np.int16)
+        pcm = to_int16(block[:whole])
         for offset in range(0, whole, BLOCK):
             reference = self._reference_at(first + offset)
             line = pcm[offset:offset + BLOCK]
@@ -172,7 +175,7 @@ class EchoCanceller:
             self._apm.set_stream_delay_ms(0)
             self._apm.process_stream(capture)
             if self.detector.echo:
-                cancelled = np.frombuffer(capture.data, np.int16) / np.float32(32768.0)
+                cancelled = from_int16(np.frombuffer(capture.data, np.int16))
                 out[offset:offset + BLOCK] = cancelled * np.float32(self._up_to_floor(cancelled))
             elif self.detector.echo is None:
                 out[offset:offset + BLOCK] = block[offset:offset + BLOCK] * np.float32(self.detector.gate_gain())
