@@ -52,7 +52,7 @@ class LlmProbe:
     async def check_and_warn(self) -> LlmStatus:
         """The start-up check: a warning when the LLM cannot answer, an info line when it can."""
         status = await self.check()
-        if status.state == "ok":
+        if status.state in ("ok", "unchecked"):  # unchecked: a contract /llm URL, which cannot be asked
             log.info("LLM at %s: %s", status.url, status.detail)
         else:
             log.warning("LLM at %s: %s. Calls will hear agent.error_reply until it answers; /ready shows its "

@@ -1,6 +1,7 @@
 """The LLM check at start-up and in /ready and /health: up, down, the wrong path, the wrong key or model."""
 
 import asyncio
+import logging
 
 import httpx
 import pytest
@@ -67,9 +68,19 @@ def test_an_llm_that_is_down_is_unreachable():
     assert "secret" not in status.url
 
 
-def test_a_contract_llm_is_left_to_its_first_reply():
-    status = check(probe("http://provider:8000/llm"))
+def test_a_contract_llm_is_left_to_its_first_reply_without_a_warning(caplog):
+    llm = probe("http://provider:8000/llm")
+
+    async def run():
+        try:
+            return await llm.check_and_warn()
+        finally:
+            await llm.aclose()
+
+    with caplog.at_level(logging.INFO, logger="zapvoice.providers.llm_check"):
+        status = asyncio.run(run())
     assert status.state == "unchecked"
+    assert [r.levelno for r in caplog.records] == [logging.INFO]  # compose's agent: no warning at every start
 
 
 def test_ready_stays_true_with_the_llm_down_and_says_so(make_service, fake_llm):
