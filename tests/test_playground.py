@@ -270,3 +270,17 @@ def test_with_no_token_set_the_playground_and_calls_are_open_only_where_the_owne
         refusal = "no service.token is set: set one (or service.allow_no_auth) to use the playground and /calls"
         assert (listing.status_code, listing.json()) == (401, {"error": refusal})
         assert first == {"type": "error", "error": refusal}
+
+
+def test_a_message_far_larger_than_a_frame_closes_the_connection(playground):
+    """One message of 4 s of audio would be processed at once on the event loop: the server closes instead."""
+    async def attempt() -> int:
+        async with connect(f"{playground.url.replace('http', 'ws')}/playground/ws", max_size=None) as ws:
+            await ws.send(json.dumps({"type": "start", "token": TOKEN}))
+            await next_event(ws, [])  # ready
+            await ws.send(b"\x00" * (128 * 1024))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 30)
+            return closed.value.rcvd.code
+    assert asyncio.run(attempt()) == 1009  # message too big

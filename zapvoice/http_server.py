@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 FDS_RESERVED = 64  # models, logs, the LLM's connection pool, gateway calls: what connections must leave free
 LINGER_S = 2.0  # after a refusal, input is read and dropped this long, so the answer is not lost to a TCP reset
 LINGERING_OVER_CAP = 32  # connections refused at the cap that may linger so; more are closed at once
+MAX_WEBSOCKET_MESSAGE_BYTES = 64 * 1024  # one WebSocket message (the playground sends 1920-byte frames)
 
 
 @dataclass(frozen=True)
@@ -307,6 +308,9 @@ def server_config(app, settings: ServiceSettings, *, host: str | None = None, po
                           port=settings.port if port is None else port,
                           log_level=settings.log_level if log_level is None else log_level,
                           timeout_graceful_shutdown=5, log_config=access_log_config(),
+                          # The playground's messages are 1920-byte frames and small JSON: uvicorn's 16 MiB default
+                          # would let one message carry minutes of audio for the event loop to process at once.
+                          ws_max_size=MAX_WEBSOCKET_MESSAGE_BYTES,
                           # uvicorn annotates a protocol class, but only calls it: a partial of one works the same.
                           http=protocol,  # type: ignore[arg-type]
                           # annotated int, but used only as a loop.call_later delay, where seconds may be fractional.
