@@ -46,16 +46,21 @@ def provider_token(settings: ServiceSettings) -> ProviderToken:
         pass
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     value = secrets.token_hex(16)
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        # O_EXCL: two services started at once on one data directory keep one token, the first's.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(value + "\n")
+        # A link appears whole or not at all: two services started at once on one data directory keep one
+        # token, the first's, and neither ever reads a file still being written.
+        os.link(draft, path)
     except FileExistsError:
         return ProviderToken(_read(path), path, created=False)
     except OSError as exc:
         raise TokenFileError(f"cannot create the token file {path}: {exc.strerror}; set service.data_dir "
                              "(ZAPVOICE_DATA_DIR) to a writable folder, or give a token with --token-file") from exc
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(value + "\n")
+    finally:
+        draft.unlink(missing_ok=True)
     return ProviderToken(value, path, created=True)
 
 

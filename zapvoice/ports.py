@@ -43,6 +43,8 @@ def unavailable(wanted: list[Listener]) -> str | None:
         for family, kind, proto, _, address in infos:
             with socket.socket(family, kind, proto) as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:  # as asyncio's servers bind: :: does not also claim 0.0.0.0
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 try:
                     probe.bind(address)
                 except OSError as exc:
