@@ -8,7 +8,6 @@ to their kind and capped (`reason_label`).
 
 from __future__ import annotations
 
-import hmac
 import re
 import threading
 import time
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from zapvoice.providers.bearer import presented_token, token_matches
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -102,8 +102,7 @@ def scrape(mode: str, token: str | None, authorization: str | None) -> tuple[int
     if mode == "off":
         return 404, b'{"error": "metrics are off (service.metrics)"}', "application/json"
     if mode == "token" and token is not None:
-        expected = f"Bearer {token}".encode()
-        if not hmac.compare_digest((authorization or "").encode(), expected):
+        if not token_matches(token, presented_token(authorization)):
             return 401, b'{"error": "missing or wrong bearer token"}', "application/json"
     body, content_type = METRICS.exposition()
     return 200, body, content_type

@@ -8,7 +8,6 @@ start-up with a message), so the app only ever serves ready engines.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zapvoice.agent.browser.server import Playground
+from zapvoice.providers.bearer import presented_token, token_matches
 from zapvoice.providers.client_gone import unless_client_leaves
 from zapvoice.providers.contracts import Message as ChatMessage
 from zapvoice.providers.errors import ProviderError, error_body, openai_status
@@ -174,16 +174,16 @@ def create_app(settings: Settings, engines: ServiceEngines,
 
 
 def _bearer_check(settings: ServiceSettings):
-    expected = settings.token.get_secret_value().encode() if settings.token else None
+    expected = settings.token.get_secret_value() if settings.token else None
 
     async def check(request: Request) -> None:
         if expected is None:
             return
-        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not presented:
+        presented = presented_token(request.headers.get("authorization"))
+        if presented is None:
             raise ProviderError(401, "missing bearer token: send 'Authorization: Bearer <token>'",
                                 headers={"WWW-Authenticate": "Bearer"})
-        if not hmac.compare_digest(presented.strip().encode(), expected):
+        if not token_matches(expected, presented):
             raise ProviderError(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     return check

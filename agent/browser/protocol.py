@@ -11,12 +11,12 @@ of both sides and the turn's timings), and `ended` before it closes.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from dataclasses import dataclass
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from zapvoice.providers.bearer import token_matches
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Access:
     def admits(self, presented: object) -> bool:
         if self.token is None:
             return self.open_without_token
-        return isinstance(presented, str) and hmac.compare_digest(presented.encode(), self.token.encode())
+        return token_matches(self.token, presented)
 
     def refusal(self) -> str:
         if self.token is None:

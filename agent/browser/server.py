@@ -23,6 +23,7 @@ from zapvoice.agent.browser.protocol import FRAME_BYTES, Access, PlaygroundSocke
 from zapvoice.agent.browser.records import MAX_PER_PAGE, NoSuchCall, calls_page, one_call
 from zapvoice.agent.clock import Clock
 from zapvoice.agent.line import CallInfo
+from zapvoice.providers.bearer import presented_token
 from zapvoice.providers.contracts import Engines
 
 from zapvoice.audio import PIPELINE_RATE
@@ -106,8 +107,7 @@ class Playground:
         return JSONResponse(call)
 
     def _unauthorized(self, request: Request) -> JSONResponse | None:
-        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        if self.access.admits(presented.strip() if scheme.lower() == "bearer" else None):
+        if self.access.admits(presented_token(request.headers.get("authorization"))):
             return None
         message = (self.access.refusal() if self.access.token is None
                    else "missing or wrong bearer token: send 'Authorization: Bearer <token>'")
