@@ -7,6 +7,7 @@ call ended only by no longer listing it, even while its media socket stays open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import numpy as np
@@ -97,14 +98,15 @@ class ZuckZapGoCall:
         known at once rather than at the next poll, and `active` an answer. Without the stream (404, not SSE)
         or when it breaks, the status poll alone tells, as before (docs/zuckzapgo.md §4)."""
         try:
-            async for phase in self.api.call_phases(self.call_id):
-                if phase == "active":
-                    self.answered.set()
-                elif phase in END_PHASES:
-                    if not (line.hung_up or self.gone):  # our own hangup ends the call too
-                        log.info("call %s ended at the far end (event: %s)", self.call_id, phase)
-                        self.vanished()
-                    return
+            async with contextlib.aclosing(self.api.call_phases(self.call_id)) as phases:  # closes the stream now
+                async for phase in phases:
+                    if phase == "active":
+                        self.answered.set()
+                    elif phase in END_PHASES:
+                        if not (line.hung_up or self.gone):  # our own hangup ends the call too
+                            log.info("call %s ended at the far end (event: %s)", self.call_id, phase)
+                            self.vanished()
+                        return
         except EventsUnavailable as exc:
             log.debug("call %s: no call events (%s); the status poll tells its end", self.call_id, exc.message)
         except ZuckZapGoError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from urllib.parse import quote
 
 import httpx
@@ -152,7 +152,7 @@ class ZuckZapGoAPI:
             raise ZuckZapGoError(502, f"POST /call/dial answered no callId: {data!r}")
         return call_id
 
-    async def call_phases(self, call_id: str) -> AsyncIterator[str]:
+    async def call_phases(self, call_id: str) -> AsyncGenerator[str, None]:
         """The phases newer ZuckZapGo announces on `GET /call/{callId}/events` (Server-Sent Events), as they come.
         Raises EventsUnavailable when the instance has no such stream (docs/zuckzapgo.md §4)."""
         url = f"{self.base_url}/call/{quote(call_id, safe='')}/events"
