@@ -54,6 +54,7 @@ STEADY_DB = 6.0
 SLICE = 40
 IMPULSE_SLICES = 3
 IMPULSE_SHARE = 0.9
+_WINDOW = np.hanning(SUBFRAME)  # the sub-frame's spectrum: Hann, so a strong hum does not leak into the band
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,16 +120,33 @@ def _subframes(ms: float) -> int:
     return math.ceil(round(ms * PIPELINE_RATE / 1000) / SUBFRAME)
 
 
-def _levels_dbfs(frames: np.ndarray) -> np.ndarray:
-    """Level of each sub-frame (rows of `frames`), a pop's few ms left out (IMPULSE_SHARE)."""
-    # RMS about the sub-frame's own mean: a DC offset or sub-50 Hz rumble is not sound.
+def _band_weights(low_hz: float, high_hz: float) -> np.ndarray:
+    """Per rfft bin of a sub-frame: 2 inside the band (the bin stands for its negative twin too), 1 for the
+    DC and Nyquist bins when inside, 0 outside; with _WINDOW's power it turns a spectrum into a mean square."""
+    freqs = np.fft.rfftfreq(SUBFRAME, 1 / PIPELINE_RATE)
+    weights = np.where((freqs >= low_hz) & (freqs <= high_hz), 2.0, 0.0)
+    weights[[0, -1]] /= 2
+    return weights / (SUBFRAME * np.sum(_WINDOW ** 2))
+
+
+def _levels_dbfs(frames: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Level of each sub-frame (rows of `frames`) in the band of `weights`, a pop's few ms left out
+    (IMPULSE_SHARE)."""
+    # About the sub-frame's own mean: a DC offset is not sound.
     centred = frames.astype(np.float64) - frames.mean(axis=1, keepdims=True, dtype=np.float64)
     slices = np.square(centred).reshape(frames.shape[0], SUBFRAME // SLICE, SLICE).sum(axis=2)
     total = slices.sum(axis=1)
     count = slices.shape[1] - IMPULSE_SLICES + 1
-    burst = np.max(sum(slices[:, k:k + count] for k in range(IMPULSE_SLICES)), axis=1, initial=0.0)
-    impulsive = burst >= IMPULSE_SHARE * total
-    power = np.where(impulsive, (total - burst) / (SUBFRAME - IMPULSE_SLICES * SLICE), total / SUBFRAME)
+    bursts = sum(slices[:, k:k + count] for k in range(IMPULSE_SLICES))
+    burst = np.max(bursts, axis=1, initial=0.0)
+    # A pop's slices are left out of the spectrum and of the window's power that scales it.
+    first = np.argmax(bursts, axis=1)[:, None]
+    offset = np.arange(slices.shape[1]) - first
+    popped = (burst >= IMPULSE_SHARE * total)[:, None] & (offset >= 0) & (offset < IMPULSE_SLICES)
+    window = _WINDOW * np.repeat(~popped, SLICE, axis=1)
+    spectrum = np.fft.rfft(centred * window, axis=1)
+    kept = np.sum(window ** 2, axis=1) / np.sum(_WINDOW ** 2)
+    power = (np.square(spectrum.real) + np.square(spectrum.imag)) @ weights / kept
     # fmax turns digital silence (and NaN from corrupt input) into SILENCE_DBFS.
     return 10.0 * np.log10(np.fmax(power, 10 ** (SILENCE_DBFS / 10)))
 
@@ -145,6 +163,7 @@ class EnergyVAD:
     def __init__(self, vad: VadSettings):
         self._start_db = vad.start_db
         self._stop_db = vad.stop_db
+        self._weights = _band_weights(vad.band_low_hz, vad.band_high_hz)
         self._min_start_dbfs = vad.min_level_dbfs
         # The absolute minimum gets the same hysteresis as the floor-relative threshold.
         self._min_stay_dbfs = vad.min_level_dbfs - (vad.start_db - vad.stop_db)
@@ -223,7 +242,7 @@ class EnergyVAD:
         whole = block.size - block.size % SUBFRAME
         self._remainder = block[whole:]
         frames = block[:whole].reshape(-1, SUBFRAME)
-        levels = _levels_dbfs(frames).tolist()
+        levels = _levels_dbfs(frames, self._weights).tolist()
         events: list[VadEvent] = []
         for frame, level in zip(frames, levels):
             self._step(frame, level, events)

@@ -341,12 +341,27 @@ class VadSettings(Section):
         2.0, gt=0, description="Time constant of the noise floor rising (learned only while the caller is silent)."
     )
     max_utterance_s: float = Field(30.0, gt=0, description="A turn is cut after this long even without a pause.")
+    band_low_hz: float = Field(
+        200.0, ge=0, description="Levels (and vad.min_level_dbfs) are measured between vad.band_low_hz and "
+        "vad.band_high_hz: below lie mains hum's strongest harmonics and much of pink noise's power."
+    )
+    band_high_hz: float = Field(
+        2500.0, le=8000, description="Top of the measured band: voiced speech's power lies below it, while hiss "
+        "spreads its power evenly up to 8 kHz; inside an 8 kHz phone line's 4 kHz."
+    )
 
     @model_validator(mode="after")
     def _check_hysteresis(self) -> VadSettings:
         if self.stop_db >= self.start_db:
             raise ValueError(f"stop_db ({self.stop_db:g}) must be below start_db ({self.start_db:g}): speech "
                              "that starts above the floor + start_db continues while above the floor + stop_db")
+        return self
+
+    @model_validator(mode="after")
+    def _check_band(self) -> VadSettings:
+        if self.band_high_hz - self.band_low_hz < 100:
+            raise ValueError(f"band_low_hz ({self.band_low_hz:g}) must be at least 100 Hz below band_high_hz "
+                             f"({self.band_high_hz:g}): a 20 ms sub-frame's spectrum has a bin every 50 Hz")
         return self
 
 
