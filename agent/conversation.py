@@ -77,7 +77,7 @@ class Conversation:
         self.record = CallRecord(info, agent.record_dir)
         self.end_of_turn = EndOfTurn(turns, vad, engines.turn, self._spawn, self._on_vad)
         self.vad = self.end_of_turn.vad
-        self.echo = EchoCanceller(self.clock) if turns.echo_cancellation else None
+        self.echo = EchoCanceller(self.clock, (vad.band_low_hz, vad.band_high_hz)) if turns.echo_cancellation else None
         self.playout = Playout(line.send, self.clock, line.frame_samples, line.lead_frames,
                                on_sent=self.echo.played if self.echo is not None else None)
         self.system = agent.system_prompt.format_map(_Blank(info.prompt_fields()))

@@ -30,6 +30,7 @@ delay estimator covers both (measured to 200 ms, benchmarks/bench_turn_taking.py
 from __future__ import annotations
 
 import numpy as np
+from zapvoice.agent.band import SpeechBand
 from zapvoice.agent.clock import Clock
 
 from zapvoice.audio import PIPELINE_RATE, from_int16, to_int16
@@ -61,15 +62,19 @@ def _level_dbfs(pcm: np.ndarray) -> float:
 
 
 class EchoDetector:
-    """Whether the caller's line carries the bot's voice back: None (not known yet), True or False."""
+    """Whether the caller's line carries the bot's voice back: None (not known yet), True or False. The line's
+    own level (what the gate and the lift bring blocks to) is measured in `band_hz`, the VAD's speech band."""
 
-    def __init__(self) -> None:
+    def __init__(self, band_hz: tuple[float, float]) -> None:
+        self._band = SpeechBand(BLOCK, *band_hz)
         size = WINDOW_BLOCKS + MAX_LAG_BLOCKS
         self._reference = np.full(size, REFERENCE_FLOOR_DBFS)  # ring of levels, oldest first at _next
         self._line = np.full(size, LINE_FLOOR_DBFS)
+        self._band_line = np.full(size, LINE_FLOOR_DBFS)  # the same blocks in the speech band
         self._next = 0
         self._blocks = 0
         self._last_line_dbfs = LINE_FLOOR_DBFS
+        self._last_band_dbfs = LINE_FLOOR_DBFS
         self.echo: bool | None = None
 
     def gate_gain(self) -> float:
@@ -78,11 +83,18 @@ class EchoDetector:
         recent = self._reference[(self._next - 1 - _LAGS) % self._reference.size]
         if self._last_line_dbfs > recent.max() - WORST_LOSS_DB + GATE_MARGIN_DB:
             return 1.0
-        return float(10 ** (min(0.0, self.line_floor_dbfs() - self._last_line_dbfs) / 20))
+        return float(10 ** (min(0.0, self.line_floor_dbfs() - self._last_band_dbfs) / 20))
+
+    def band_level_dbfs(self, pcm: np.ndarray) -> float:
+        """A block's level as the VAD measures it, in the speech band: the gate and the lift bring blocks to
+        the line's own level there, where a hum below the band cannot hide an echo."""
+        power = float(self._band.power(pcm.astype(np.float64))) / 32768.0 ** 2
+        return 10.0 * np.log10(max(power, 1e-10))
 
     def line_floor_dbfs(self) -> float:
-        """The line's own level: the 10th percentile of its recent 10 ms levels (echo and speech have gaps)."""
-        levels = self._line[: min(self._blocks, self._line.size)]
+        """The line's own level in the speech band: the 10th percentile of its recent 10 ms levels (echo and
+        speech have gaps)."""
+        levels = self._band_line[: min(self._blocks, self._line.size)]
         tenth = (levels.size - 1) // 10  # nearest rank: a partial sort, not np.percentile's full one, per block
         return float(np.partition(levels, tenth)[tenth])
 
@@ -90,9 +102,11 @@ class EchoDetector:
         """One 10 ms block: what the far end played and what the line brought at the same time (int16)."""
         self._reference[self._next] = max(_level_dbfs(reference), REFERENCE_FLOOR_DBFS)
         self._line[self._next] = max(_level_dbfs(line), LINE_FLOOR_DBFS)
+        self._band_line[self._next] = max(self.band_level_dbfs(line), LINE_FLOOR_DBFS)
         self._next = (self._next + 1) % self._reference.size
         self._blocks += 1
         self._last_line_dbfs = self._line[self._next - 1]
+        self._last_band_dbfs = self._band_line[self._next - 1]
         if self.echo is not True and self._blocks >= self._line.size and self._blocks % JUDGE_EVERY_BLOCKS == 0:
             self._judge()
 
@@ -127,9 +141,10 @@ class EchoDetector:
 
 
 class EchoCanceller:
-    """One call's echo canceller. `played()` gets what the bot sends, `cancel()` the caller's audio."""
+    """One call's echo canceller. `played()` gets what the bot sends, `cancel()` the caller's audio;
+    `band_hz` is the VAD's speech band (vad.band_low_hz, vad.band_high_hz)."""
 
-    def __init__(self, clock: Clock):
+    def __init__(self, clock: Clock, band_hz: tuple[float, float]):
         # Imported here: the SDK loads its native library on import, which calls without the
         # canceller (turns.echo_cancellation off) need not pay for.
         from livekit import rtc
@@ -142,7 +157,7 @@ class EchoCanceller:
         self._base = 0
         self._pending = np.zeros(0, np.float32)  # caller samples short of a block
         self._pending_start = 0  # timeline sample of the pending caller audio's first sample
-        self.detector = EchoDetector()
+        self.detector = EchoDetector(band_hz)
 
     def played(self, frame: np.ndarray, start_s: float) -> None:
         """A frame of int16 audio the far end starts playing at clock time `start_s`."""
@@ -190,7 +205,7 @@ class EchoCanceller:
         """Gain that lifts a block AEC3 suppressed below the line's own level back to it. AEC3 turns down
         the whole line while it removes an echo, background included, which comes back in the bot's
         pauses: on a humming line that rise looked like the caller starting to talk."""
-        level = _level_dbfs(cancelled * 32768.0)
+        level = self.detector.band_level_dbfs(cancelled * 32768.0)
         return float(10 ** (min(MAX_LIFT_DB, max(0.0, self.detector.line_floor_dbfs() - level)) / 20))
 
     def _reference_at(self, at: int) -> np.ndarray:

@@ -6,10 +6,13 @@
 Each figure is a call played on a virtual clock (tests/support/turn_taking.py, the scenarios the
 real-tier tests check): the conversation engine with the real voice en_US-joe-medium as the bot,
 instant fake STT and LLM, real recordings as the caller (pocketsphinx-testdata: 5 LibriVox
-sentences, 5 card phrases), 60 ms chunks. "Before" is the same code with this work switched off,
-which is main's behaviour: turns.echo_cancellation false, turns.resume_quiet_ms beyond any end
-silence (output resumes at NoiseDropped), the VAD's pop test off (IMPULSE_SHARE above 1) and the
-VAD's former thresholds (vad.start_db 12, vad.stop_db 7). "After" is the defaults.
+sentences, 5 card phrases), 60 ms chunks. Three modes of the same code, side by side in one run:
+"before" is the behaviour before issue 12's work: turns.echo_cancellation false,
+turns.resume_quiet_ms beyond any end silence (output resumes at NoiseDropped), the VAD's pop test
+off (IMPULSE_SHARE above 1), its former thresholds (vad.start_db 12, vad.stop_db 7) and its level
+over the whole 0-8 kHz. "Full band" is the defaults but for that level (vad.band_low_hz 0,
+vad.band_high_hz 8000): what the first stop of issue 12 bought. "After" is the defaults, the level
+measured in the speech band (200-2500 Hz): what the band bought on top.
 
 - Echo: the caller's line carries what the caller heard back, `loss` dB down and `delay` late,
   through µ-law companding (at 16 kHz); the call is the greeting, a question and the whole reply.
@@ -70,28 +73,36 @@ DELAYS_MS = (20, 40, 80, 120, 200)
 COUGHS_MS = (100, 150, 250)
 NOISES = ("white", "pink", "hum50", "hum60")
 SNRS_DB = (20, 15, 10, 5, 0)
-BEFORE = dict(echo_cancellation=False, resume_quiet_ms=60_000, vad_start_db=12.0, vad_stop_db=7.0)
+FULL_BAND = dict(vad_band_low_hz=0.0, vad_band_high_hz=8000.0)
+BEFORE = dict(echo_cancellation=False, resume_quiet_ms=60_000, vad_start_db=12.0, vad_stop_db=7.0, **FULL_BAND)
+MODES = {"before": BEFORE, "full band": FULL_BAND, "after": {}}
 
 
 @contextlib.contextmanager
-def mode(before: bool) -> Iterator[dict]:
+def mode(name: str) -> Iterator[dict]:
     """The settings of a mode; before, the VAD's pop test is off too (it has no setting: it is not optional)."""
     saved = vad_module.IMPULSE_SHARE
-    if before:
+    if name == "before":
         vad_module.IMPULSE_SHARE = 2.0  # no sub-frame carries more than all of its energy
     try:
-        yield BEFORE if before else {}
+        yield MODES[name]
     finally:
         vad_module.IMPULSE_SHARE = saved
 
 
-def both(run) -> tuple:
-    """run(flat settings) before and after."""
+def each_mode(run) -> tuple:
+    """run(flat settings) before, full band and after."""
     results = []
-    for before in (True, False):
-        with mode(before) as flat:
+    for name in MODES:
+        with mode(name) as flat:
             results.append(run(flat))
     return tuple(results)
+
+
+def cut_stalls(result, before: bool) -> str:
+    """Bot turns cut short / stalls; before, in every bot turn (a cut greeting may be followed by more)."""
+    turns = range(len(result.bot_turns())) if before else (0, 1)
+    return f"{result.interrupted()} / {sum(result.stalls(t) for t in turns)}"
 
 
 def bench_echo(tts, voice, delays) -> list[str]:
@@ -100,24 +111,22 @@ def bench_echo(tts, voice, delays) -> list[str]:
     for loss in LOSSES_DB:
         cells = []
         for delay in delays:
-            before, after = both(lambda flat: echo_call(tts, voice, (loss, delay / 1000), **flat))
-            cells.append(f"{before.interrupted()} / {sum(before.stalls(t) for t in range(len(before.bot_turns())))}"
-                         f" → **{after.interrupted()} / {after.stalls(0) + after.stalls(1)}**")
+            before, full, after = each_mode(lambda flat: echo_call(tts, voice, (loss, delay / 1000), **flat))
+            cells.append(f"{cut_stalls(before, True)} → {cut_stalls(full, False)} → **{cut_stalls(after, False)}**")
         rows.append(f"| {loss} dB | " + " | ".join(cells) + " |")
-    return rows + ["", "before → **after**. Before, a cut greeting was often followed by a reply to the echo "
+    return rows + ["", "before → full band → **after**. Before, a cut greeting was often followed by a reply to the echo "
                    "itself (more turns than two).", ""]
 
 
 def bench_echo_in_noise(tts, voice) -> list[str]:
     rows = ["### The echo on a noisy line (12 dB, 80 ms, µ-law): bot turns cut short / stalls", "",
-            "| background | before | after |", "|---|---:|---:|"]
+            "| background | before | full band | after |", "|---|---:|---:|---:|"]
     for kind in ("white", "hum50"):
         for dbfs in (-50.0, -40.0, -35.0):
-            before, after = both(lambda flat: echo_call(tts, voice, (12, 0.08), background=line_noise(kind, 30.0, dbfs),
-                                                        **flat))
-            rows.append(f"| {kind} at {dbfs:g} dBFS | {before.interrupted()} / "
-                        f"{sum(before.stalls(t) for t in range(len(before.bot_turns())))} | "
-                        f"**{after.interrupted()} / {after.stalls(0) + after.stalls(1)}** |")
+            before, full, after = each_mode(lambda flat: echo_call(tts, voice, (12, 0.08),
+                                                                   background=line_noise(kind, 30.0, dbfs), **flat))
+            rows.append(f"| {kind} at {dbfs:g} dBFS | {cut_stalls(before, True)} | {cut_stalls(full, False)} | "
+                        f"**{cut_stalls(after, False)}** |")
     return rows + ["", "AEC3 turns the whole line down while it cancels, background included; blocks it took below "
                    "the line's own level are lifted back to it, or the background's return in the bot's pauses "
                    "would read as the caller starting to talk.", ""]
@@ -146,38 +155,52 @@ def bench_barge_in(tts, voice, sentences, delays) -> list[str]:
 
 def bench_cough(tts, voice) -> list[str]:
     rows = ["### A cough 2 s into the reply: bot audio missed (ms), bot turns cut", "",
-            "| cough | before | after |", "|---|---:|---:|"]
+            "| cough | before | full band | after |", "|---|---:|---:|---:|"]
     for ms in COUGHS_MS:
         script = [UntilBotDone(), Say(question()), Wait(2.0), Say(cough(ms)), Wait(10.0), HangUp()]
-        before, after = both(lambda flat: call(tts, voice, script, **flat))
-        rows.append(f"| {ms} ms | {before.missing_s(1) * 1000:.0f}, cut {before.interrupted()} | "
-                    f"**{after.missing_s(1) * 1000:.0f}**, cut {after.interrupted()} |")
+        results = each_mode(lambda flat: call(tts, voice, script, **flat))
+        cells = [f"{r.missing_s(1) * 1000:.0f}, cut {r.interrupted()}" for r in results]
+        rows.append(f"| {ms} ms | {cells[0]} | {cells[1]} | **{cells[2]}** |")
     return rows + ["", "A 250 ms burst is already a barge-in (turns.barge_in_min_ms 200) before and after.", ""]
 
 
 def bench_crackle(tts, voice) -> list[str]:
     rows = ["### Crackle for 5 s while the bot is silent: turns sent to STT", "",
-            "| pops | before | after |", "|---|---:|---:|"]
+            "| pops | before | full band | after |", "|---|---:|---:|---:|"]
     for dbfs in (-20.0, -30.0):
         for every in (25.0, 40.0):
             script = [UntilBotDone(), Say(pops(5.0, dbfs, every_ms=every)), Wait(2.0), HangUp()]
-            before, after = both(lambda flat: call(tts, voice, script, **flat))
-            rows.append(f"| 5 ms at {dbfs:g} dBFS every {every:g} ms | {len(before.stt.calls)} | "
+            before, full, after = each_mode(lambda flat: call(tts, voice, script, **flat))
+            rows.append(f"| 5 ms at {dbfs:g} dBFS every {every:g} ms | {len(before.stt.calls)} | {len(full.stt.calls)} | "
                         f"**{len(after.stt.calls)}** |")
     return rows + [""]
 
 
+def miss(result) -> str | None:
+    """How a noisy turn went wrong: the bot answered while the caller was still talking ("cut"), or never
+    ("unanswered": the turn never started or never ended); None if it was answered in time."""
+    if answered_in_time(result):
+        return None
+    return "cut" if result.bot_turns()[1:] else "unanswered"
+
+
 def bench_noise(tts, voice, clips) -> list[str]:
-    rows = [f"### Line noise: turns answered in time, of {len(clips)} recordings (before → **after**)", "",
+    rows = [f"### Line noise: turns answered in time, of {len(clips)} recordings (before → full band → **after**)", "",
             "| noise \\ SNR | " + " | ".join(f"{s} dB" for s in SNRS_DB) + " |", "|---|" + "---|" * len(SNRS_DB)]
+    misses = ["#### The misses: cut mid-sentence / unanswered (full band → **after**)", "",
+              "| noise \\ SNR | " + " | ".join(f"{s} dB" for s in SNRS_DB) + " |", "|---|" + "---|" * len(SNRS_DB)]
     for kind in NOISES:
-        cells = []
+        cells, miss_cells = [], []
         for snr in SNRS_DB:
-            before, after = both(lambda flat: sum(answered_in_time(noisy_turn(tts, voice, c, kind, snr, **flat))
-                                                  for c in clips))
-            cells.append(f"{before} → **{after}**")
+            calls = each_mode(lambda flat: [noisy_turn(tts, voice, c, kind, snr, **flat) for c in clips])
+            cells.append(" → ".join(f"{sum(map(answered_in_time, mode_calls))}" for mode_calls in calls[:2])
+                         + f" → **{sum(map(answered_in_time, calls[2]))}**")
+            counts = [[sum(miss(r) == how for r in mode_calls) for how in ("cut", "unanswered")] for mode_calls in calls[1:]]
+            miss_cells.append(f"{counts[0][0]} / {counts[0][1]} → **{counts[1][0]} / {counts[1][1]}**")
         rows.append(f"| {kind} | " + " | ".join(cells) + " |")
-    return rows + [""]
+        misses.append(f"| {kind} | " + " | ".join(miss_cells) + " |")
+    return [*rows, "", *misses, "", "Unanswered: the turn never started (the speech never rose vad.start_db above "
+            "the noise) or never ended (the noise held the level above the stay threshold).", ""]
 
 
 def bench_cost(clips) -> list[str]:
@@ -192,8 +215,9 @@ def bench_cost(clips) -> list[str]:
             return self.t
 
     clock = Clock()
-    canceller = EchoCanceller(clock)
-    vad = EnergyVAD(VadSettings())
+    band = VadSettings()
+    canceller = EchoCanceller(clock, (band.band_low_hz, band.band_high_hz))
+    vad = EnergyVAD(band)
     chunk = 960
     spent_aec = spent_vad = 0.0
     for at in range(0, line.size - chunk + 1, chunk):

@@ -16,7 +16,9 @@ from tests.support.settings import build_settings
 from tests.support.speech import noise, speak
 from tests.support.turn_taking import Call
 from zapvoice.audio import PIPELINE_RATE, to_int16
+from zapvoice.settings import VadSettings
 
+BAND_HZ = (VadSettings().band_low_hz, VadSettings().band_high_hz)  # the VAD's default speech band
 
 @pytest.fixture(scope="module")
 def bot() -> np.ndarray:
@@ -33,7 +35,7 @@ def echoed(bot: np.ndarray, loss_db: float, delay_s: float) -> np.ndarray:
 
 
 def detect(reference: np.ndarray, line: np.ndarray) -> bool | None:
-    detector = EchoDetector()
+    detector = EchoDetector(BAND_HZ)
     for at in range(0, reference.size - BLOCK + 1, BLOCK):
         detector.add(reference[at:at + BLOCK], to_int16(line[at:at + BLOCK]))
     return detector.echo
@@ -71,7 +73,7 @@ class Clock:
 def cancel_call(bot: np.ndarray, line: np.ndarray, chunk: int = 960) -> tuple[np.ndarray, EchoCanceller]:
     """Play `bot` (sent 60 ms ahead, as Playout does) while the line brings `line`; what the canceller returns."""
     clock = Clock()
-    canceller = EchoCanceller(clock)
+    canceller = EchoCanceller(clock, BAND_HZ)
     out = []
     for at in range(0, line.size - chunk + 1, chunk):
         canceller.played(bot[at:at + chunk], at / PIPELINE_RATE)  # sent ahead: it plays over the next chunk
@@ -148,7 +150,7 @@ def test_caller_audio_that_arrives_in_a_burst_is_placed_after_what_came_before(b
     timeline instead of all claiming the moment they arrived, which lay under the bot's last words and was
     held down to the line's level."""
     clock = Clock()
-    canceller = EchoCanceller(clock)
+    canceller = EchoCanceller(clock, BAND_HZ)
     canceller.played(bot[: PIPELINE_RATE], 0.0)
     clock.t = 1.0  # the bot's second has been played; now the caller's audio comes in, all at once
     caller = np.concatenate([speak("Eu queria saber se vocês abrem amanhã."), np.zeros(PIPELINE_RATE, np.float32)])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from zapvoice.agent.band import SpeechBand
+from zapvoice.agent.gateway.codec import decode, encode
 from zapvoice.agent.vad import (
     SUBFRAME,
     EnergyVAD,
@@ -20,8 +22,8 @@ from zapvoice.agent.vad import (
 
 from tests.support.settings import build_settings
 from tests.support.speech import speak
-from tests.support.turn_taking import pops
-from zapvoice.audio import resample
+from tests.support.turn_taking import line_noise, pops, speech_dbfs
+from zapvoice.audio import from_int16, resample, to_int16
 from zapvoice.settings import VadSettings
 
 RATE = 16000
@@ -402,3 +404,75 @@ def test_speech_with_crackle_on_it_keeps_its_onset_and_its_end():
     expected, got = run(clean), run(crackly)
     assert kinds(got) == kinds(expected)
     assert [e.at_s for e in got] == pytest.approx([e.at_s for e in expected], abs=0.05)
+
+
+def spoken(speech: np.ndarray) -> tuple[float, float]:
+    """Where `speech` starts and where its last word ends, in seconds (10 % of its peak)."""
+    loud = np.flatnonzero(np.abs(speech) > 0.1 * np.abs(speech).max())
+    return loud[0] / RATE, loud[-1] / RATE
+
+
+def on_a_noisy_line(speech: np.ndarray, kind: str, snr_db: float, seed: int = 0) -> np.ndarray:
+    """`speech` 2 s into a line carrying steady noise `snr_db` below the speech's active level, 2 s after it."""
+    audio = line_noise(kind, 4.0 + speech.size / RATE, speech_dbfs(speech) - snr_db, seed=seed)
+    audio[2 * RATE : 2 * RATE + speech.size] += speech
+    return audio
+
+
+@pytest.fixture(scope="module")
+def sentence() -> np.ndarray:
+    return scaled(speak("I would like to book a table for two people tomorrow evening, near the window.", "en-us"), -24)
+
+
+@pytest.mark.parametrize(("kind", "snr_db", "line"), [
+    ("hum50", 10, "wideband"), ("hum60", 10, "wideband"), ("hum50", 5, "wideband"), ("hum60", 5, "mulaw"),
+    ("white", 10, "wideband"), ("white", 10, "mulaw"), ("pink", 10, "wideband"), ("pink", 10, "mulaw"), ("hum50", 0, "wideband"),
+])
+def test_a_sentence_in_loud_line_noise_is_one_turn_ending_after_its_last_word(sentence, kind, snr_db, line):
+    """Issue 12: at 10 dB SNR a turn was answered mid-sentence. The level in the speech band keeps the quiet
+    syllables above hum, hiss and pink noise; an 8 kHz µ-law caller (no sound above 4 kHz) too."""
+    speech = sentence if line == "wideband" else from_int16(decode(encode(to_int16(telephone(sentence)), "mulaw"),
+                                                                   "mulaw"))
+    events = [e for e in run(on_a_noisy_line(speech, kind, snr_db)) if not isinstance(e, (PauseStarted, SpeechResumed))]
+    assert kinds(events) == [SpeechStarted, TurnEnded]
+    begin, end = spoken(sentence)
+    assert events[0].at_s == pytest.approx(2.0 + begin + 0.06, abs=0.1)
+    assert events[1].speech_end_s == pytest.approx(2.0 + end, abs=0.15)
+
+
+@pytest.mark.parametrize(("kind", "snr_db"), [("hum50", 5), ("hum60", 5), ("white", 7)])
+def test_measured_over_the_whole_band_the_same_noise_breaks_the_turn(sentence, kind, snr_db):
+    """What the band buys: the same audio is one turn in the band, and over 0-8 kHz the turn is cut before the
+    last word or never heard."""
+    audio = on_a_noisy_line(sentence, kind, snr_db)
+    _, end = spoken(sentence)
+
+    def whole_turn(events: list) -> bool:
+        turns = [e for e in events if not isinstance(e, (PauseStarted, SpeechResumed))]
+        return kinds(turns) == [SpeechStarted, TurnEnded] and turns[1].speech_end_s > 2.0 + end - 0.15
+
+    assert whole_turn(run(audio))
+    assert not whole_turn(run(audio, vad=EnergyVAD(settings(vad_band_low_hz=0.0, vad_band_high_hz=8000.0))))
+
+
+def test_the_speech_band_level():
+    band = SpeechBand(SUBFRAME, 200.0, 2500.0)
+    t = np.arange(4 * SUBFRAME).reshape(4, SUBFRAME) / RATE
+    assert band.power(np.sin(2 * np.pi * 1000 * t)) == pytest.approx(np.full(4, 0.5), rel=0.01)  # all of it
+    assert np.all(band.power(np.sin(2 * np.pi * 50 * t + 1)) < 0.5e-4)  # 40 dB down: below the band
+    assert np.all(band.power(np.sin(2 * np.pi * 3800 * t)) < 0.5e-4)  # above it
+    white = np.random.default_rng(0).normal(size=(500, SUBFRAME))
+    assert np.mean(band.power(white)) == pytest.approx(2300 / 8000, rel=0.05)  # its share of white noise
+    # Samples left out (a pop) do not count, the rest are measured as the whole frame.
+    tone = np.sin(2 * np.pi * 1000 * t)
+    popped, kept = tone.copy(), np.ones_like(tone)
+    popped[:, :120] += 30.0 * np.random.default_rng(1).normal(size=(4, 120))
+    kept[:, :120] = 0.0
+    assert np.all(band.power(popped) > 10.0)
+    assert band.power(popped, kept) == pytest.approx(np.full(4, 0.5), rel=0.1)
+
+
+@pytest.mark.parametrize(("low", "high"), [(2500.0, 2450.0), (1000.0, 1050.0), (0.0, 8001.0), (-1.0, 2500.0)])
+def test_the_band_must_be_a_band_of_a_16_khz_line(low, high):
+    with pytest.raises(ValueError, match="band"):
+        settings(vad_band_low_hz=low, vad_band_high_hz=high)
