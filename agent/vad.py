@@ -6,16 +6,19 @@ process serves dozens of calls on a couple of cores: a 60 ms frame costs one rff
 float comparisons. It counts samples, never reads a clock, so the same audio gives the
 same events however it is chunked, in production and in tests.
 
-The level is measured in the speech band only (vad.band_low_hz-band_high_hz, agent/band.py).
-Issue 12 (a turn answered mid-sentence in line noise at 10 dB SNR) was measured on 10 real
-recordings after 1 s of steady noise (benchmarks/bench_turn_taking.py): over the whole 0-8 kHz,
-10 dB SNR kept 9-10 of 10 turns and 5 dB only 0-8, most misses a turn cut in a second of quiet
-syllables that fell under floor + vad.stop_db (and, once paused, never rose vad.start_db above it
-again), the rest never started or never ended. In the band of 200-2500 Hz mains hum loses its
-fundamental and low harmonics, pink noise most of its power and white noise 70 %, while voiced
-speech keeps most of its own: 10 of 10 at 10 dB for white, pink and 50/60 Hz hum, and at 5 dB
-10 of 10 in hum, 7-8 in white and pink noise. Bands swept on the same recordings: 250-3800,
-300-3400 and 400-3800 Hz kept fewer turns in white and pink noise, 200 Hz more than 250 Hz.
+The level is measured in the speech band only (vad.band_low_hz-band_high_hz, agent/band.py),
+and a pause is resumed at a lower level (vad.resume_db) than a turn is started at. Issue 12 (a
+turn answered mid-sentence in line noise at 10 dB SNR), measured on 10 real recordings after
+steady noise (benchmarks/bench_turn_taking.py): over the whole 0-8 kHz, most misses at 10 and
+5 dB SNR were turns cut in a second of quiet syllables that fell under floor + vad.stop_db and,
+once the pause was confirmed, never rose vad.start_db above the floor again; the rest were no
+turn at all (speech never floor + start_db for vad.onset_ms, or above the stay threshold for
+less than vad.min_speech_ms: dropped as a click). The floor was learned right (the noise's own
+level within 0.2 dB). In 200-2500 Hz mains hum loses its fundamental and low harmonics, pink noise most
+of its power and white noise 70 %, while voiced speech loses about 3 dB; bands swept on the
+same recordings (250-3800, 300-3400, 400-3800 Hz; 250-2000 Hz at 10 dB) kept fewer turns in
+white or pink noise. Resuming at floor + 7 dB rather than + 9 dB kept 4 more of 30 turns in white noise at
+5 dB. The tables are in BENCHMARKS.md.
 
 The events of one utterance come in this order:
 
@@ -162,6 +165,8 @@ class EnergyVAD:
         self._min_start_dbfs = vad.min_level_dbfs
         # The absolute minimum gets the same hysteresis as the floor-relative threshold.
         self._min_stay_dbfs = vad.min_level_dbfs - (vad.start_db - vad.stop_db)
+        self._resume_db = vad.resume_db
+        self._min_resume_dbfs = vad.min_level_dbfs - (vad.start_db - vad.resume_db)
         self._onset = _subframes(vad.onset_ms)
         self._min_speech = _subframes(vad.min_speech_ms)
         self._end = _subframes(vad.end_silence_ms)
@@ -184,6 +189,7 @@ class EnergyVAD:
         noise floor, the clock and the recent audio (the next pre-roll) are kept."""
         self._state = _State.SILENT
         self._loud = 0  # consecutive sub-frames above the start threshold
+        self._resuming = 0  # consecutive sub-frames above the resume threshold
         self._onset_at = 0  # sub-frame where the open utterance's speech began
         self._pause_at = 0  # sub-frame where the current pause began
         self._utterance: list[np.ndarray] = []  # sub-frames of the open utterance, pre-roll first
@@ -253,6 +259,8 @@ class EnergyVAD:
         start = max(self._floor + self._start_db, self._min_start_dbfs)
         stay = max(self._floor + self._stop_db, self._min_stay_dbfs)
         self._loud = self._loud + 1 if level >= start else 0
+        resume = max(self._floor + self._resume_db, self._min_resume_dbfs)
+        self._resuming = self._resuming + 1 if level >= resume else 0
 
         if self._state is _State.SILENT:
             self._learn_floor(level)
@@ -281,7 +289,7 @@ class EnergyVAD:
         if quiet < self._pause:
             return
         self._learn_floor(level)  # the pause is confirmed: the caller is silent
-        if self._loud >= self._onset:
+        if self._resuming >= self._onset:
             self._state = _State.SPEAKING
             if self._pause_audio is not None:
                 events.append(SpeechResumed(self._clock / SUBFRAMES_PER_S))

@@ -476,3 +476,24 @@ def test_the_speech_band_level():
 def test_the_band_must_be_a_band_of_a_16_khz_line(low, high):
     with pytest.raises(ValueError, match="band"):
         settings(vad_band_low_hz=low, vad_band_high_hz=high)
+
+
+def test_a_quieter_word_after_a_pause_continues_the_turn():
+    """A pause is resumed at the floor + vad.resume_db, below vad.start_db: the caller's next word after a
+    hesitation may be quieter than an onset must be. Resuming only at vad.start_db ended the turn there."""
+    line_dbfs = band_dbfs(shaped_noise(5.0, -40.0, seed=1))
+    quiet = syllables(0.75, seed=3)
+    quiet *= 10 ** ((line_dbfs + 2.0 - band_dbfs(quiet)) / 20)  # its syllables peak a few dB above the line
+    audio = np.concatenate([shaped_noise(1.0, -40.0), syllables(1.0, -15, seed=1), shaped_noise(0.4, -40.0, seed=2),
+                            quiet, shaped_noise(1.5, -40.0, seed=4)]).astype(np.float32)
+    events = run(audio)
+    assert kinds(events) == [SpeechStarted, PauseStarted, SpeechResumed, PauseStarted, TurnEnded]
+    assert events[-1].speech_end_s == pytest.approx(1.0 + 1.0 + 0.4 + 0.75, abs=0.1)
+    at_onset = run(audio, vad=EnergyVAD(settings(vad_resume_db=settings().start_db)))
+    assert kinds(at_onset)[:3] == TURN and at_onset[2].speech_end_s == pytest.approx(2.0, abs=0.1)
+
+
+@pytest.mark.parametrize("resume_db", [3.0, 2.0, 9.5])
+def test_a_pause_resumes_between_the_stay_and_the_start_thresholds(resume_db):
+    with pytest.raises(ValueError, match="resume_db"):
+        settings(vad_resume_db=resume_db)

@@ -319,6 +319,11 @@ class VadSettings(Section):
         3.0, gt=0, description="Speech continues while above floor + this many dB (hysteresis: below vad.start_db). "
         "Low, so that a noisy line's soft syllables do not end the turn mid-sentence.",
     )
+    resume_db: float = Field(
+        7.0, gt=0, description="After a pause the caller goes on talking once this many dB above the floor "
+        "(between vad.stop_db and vad.start_db: a quiet word in a noisy line continues the turn, where a new "
+        "one needs vad.start_db)."
+    )
     min_level_dbfs: float = Field(
         -48.0, description="Nothing quieter than this is speech, however quiet the line is."
     )
@@ -355,6 +360,14 @@ class VadSettings(Section):
         if self.stop_db >= self.start_db:
             raise ValueError(f"stop_db ({self.stop_db:g}) must be below start_db ({self.start_db:g}): speech "
                              "that starts above the floor + start_db continues while above the floor + stop_db")
+        return self
+
+    @model_validator(mode="after")
+    def _check_resume(self) -> VadSettings:
+        if not self.stop_db < self.resume_db <= self.start_db:
+            raise ValueError(f"resume_db ({self.resume_db:g}) must be above stop_db ({self.stop_db:g}) and at most "
+                             f"start_db ({self.start_db:g}): a pause ends when the level falls below the floor + "
+                             "stop_db, and a word that would start a turn also continues one")
         return self
 
     @model_validator(mode="after")

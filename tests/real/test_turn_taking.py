@@ -101,9 +101,12 @@ def test_speech_with_crackle_on_it_is_still_a_turn(tts, voice, sentences):
     assert len(result.bot_turns()) == 2 and answered_in_time(result)
 
 
-@pytest.mark.parametrize("kind, snr_db", [("white", 15), ("pink", 10), ("hum50", 15), ("hum60", 15)])
-def test_line_noise_does_not_end_a_turn_mid_sentence(tts, voice, sentences, kind, snr_db):
-    answered = [answered_in_time(noisy_turn(tts, voice, speech, kind, snr_db)) for speech in sentences]
+@pytest.mark.parametrize("kind, snr_db, codec", [("white", 10, None), ("pink", 10, None), ("hum50", 5, None),
+                                                 ("hum60", 5, None), ("white", 10, "mulaw"), ("hum60", 5, "mulaw")])
+def test_line_noise_does_not_end_a_turn_mid_sentence(tts, voice, sentences, kind, snr_db, codec):
+    """Issue 12: the level in the speech band keeps turns whole at 10 dB SNR, in mains hum at 5 dB, also through
+    µ-law companding (an 8 kHz line's missing top is tests/test_vad.py's)."""
+    answered = [answered_in_time(noisy_turn(tts, voice, speech, kind, snr_db, codec=codec)) for speech in sentences]
     assert all(answered), answered
 
 
