@@ -352,7 +352,8 @@ class VadSettings(Section):
     )
     band_high_hz: float = Field(
         2500.0, le=8000, description="Top of the measured band: voiced speech's power lies below it, while hiss "
-        "spreads its power evenly up to 8 kHz; inside an 8 kHz phone line's 4 kHz."
+        "spreads its power evenly up to 8 kHz (an \"s\" lies above it too, and counts as silence); inside an "
+        "8 kHz phone line's 4 kHz."
     )
 
     @model_validator(mode="after")
