@@ -70,11 +70,21 @@ def agent_engines(settings: Settings) -> Engines:
     tts = ContractTTS(settings.tts.url, token, timeout) if settings.tts.url else _voices(settings, voice_files)
     llm = ContractChat(settings.llm.url, token, timeout) if settings.llm.is_contract else OpenAIChat(settings.llm)
     turn = _turn_model(settings, turn_file) if turn_file is not None else None
+    _warn_short_queues(settings)
     log.info("agent engines: stt %s, llm %s, tts %s, end of turn %s",
              settings.stt.url or f"whisper {settings.stt.whisper_model}", settings.llm.url,
              settings.tts.url or ", ".join(settings.tts.voices),
              settings.turns.smart_turn_model if turn else "on silence")
     return Engines(stt, llm, tts, turn)
+
+
+def _warn_short_queues(settings: Settings) -> None:
+    """An in-process engine that refuses while calls are admitted makes some callers hear the error reply."""
+    for name, section, remote in (("stt", settings.stt, settings.stt.url), ("tts", settings.tts, settings.tts.url)):
+        if not remote and section.concurrency + section.queue < settings.agent.max_calls:
+            log.warning("%s.concurrency + %s.queue (%d) is below agent.max_calls (%d): when that many calls need "
+                        "it at once, some get the error reply instead of waiting; raise %s.queue",
+                        name, name, section.concurrency + section.queue, settings.agent.max_calls, name)
 
 
 def load_whisper(settings: Settings, download: bool | None = None) -> WhisperSTT:

@@ -209,7 +209,10 @@ class STTSettings(Section):
         "stt.max_note_s of 48 kHz stereo (413 beyond).",
     )
     concurrency: int = Field(1, ge=1, description="Transcriptions (or batches of them) run at once.")
-    queue: int = Field(8, ge=0, description="Transcriptions allowed to wait; more get 503 + Retry-After.")
+    queue: int = Field(
+        20, ge=0, description="Transcriptions allowed to wait; more get 503 + Retry-After. The default lets every "
+        "call of agent.max_calls wait its turn: a refused turn costs the caller an error reply and a repeat.",
+    )
     max_batch: int = Field(
         4, ge=1, description="Short utterances that waited together are decoded in one Whisper pass, this many at "
         "most (greedy decoding only); 1 decodes each alone.",
@@ -297,7 +300,10 @@ class TTSSettings(Section):
         64 * 1024 * 1024, ge=0, description="Memory for cached speech (greetings come back instantly). 0 disables."
     )
     concurrency: int = Field(1, ge=1, description="Syntheses run at once.")
-    queue: int = Field(16, ge=0, description="Syntheses allowed to wait; more get 503 + Retry-After.")
+    queue: int = Field(
+        20, ge=0, description="Syntheses allowed to wait; more get 503 + Retry-After. The default lets every call "
+        "of agent.max_calls have its next sentence waiting.",
+    )
     url: str | None = Field(
         None, description="Agent: a provider's /tts URL (HTTP contract) instead of Piper in process."
     )
