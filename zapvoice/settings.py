@@ -443,7 +443,8 @@ class AgentSettings(Section):
         True, description="Offer the LLM an end_call tool (OpenAI tools API); dropped if the model refuses tools."
     )
     max_call_s: float = Field(600.0, gt=0, description="Longest call; then the farewell and a hangup.")
-    max_calls: int = Field(20, ge=1, description="Calls handled at once; more are declined.")
+    max_calls: int = Field(20, ge=1, description="Calls handled at once by the process, counted over all its "
+                           "transports (gateway, ZuckZapGo, playground); more are declined.")
     record_dir: Path | None = Field(
         Path("calls"),
         description="Folder of the per-call JSON-lines records (transcript and turn timings); a relative path "
