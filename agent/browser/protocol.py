@@ -69,7 +69,9 @@ class PlaygroundSocket:
     def __init__(self, ws: WebSocket):
         self.ws = ws
         self.closed = False
+        self.label = "playground"  # "call <id>" once the call has one
         self._sending = asyncio.Lock()
+        self._warned: set[str] = set()
 
     async def start(self, access: Access, timeout_s: float) -> None:
         """Accept the connection and wait for a `start` with the right token; Refused otherwise."""
@@ -105,6 +107,12 @@ class PlaygroundSocket:
                 return control(message.get("text") or "")
             except Refused as exc:
                 log.info("playground: ignored %s", exc)
+
+    def warn_once(self, kind: str, message: str) -> None:
+        """Log a page's misbehaviour once per kind and connection (a flood of it must not flood the log)."""
+        level = logging.DEBUG if kind in self._warned else logging.WARNING
+        self._warned.add(kind)
+        log.log(level, "%s: %s", self.label, message)
 
     async def event(self, kind: str, **fields: object) -> None:
         await self._send(text=json.dumps({"type": kind, **fields}, ensure_ascii=False))
