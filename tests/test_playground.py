@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from zapvoice.agent.browser.records import calls_page, one_call
 from zapvoice.agent.browser.server import Playground
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
+from zapvoice.providers.service import create_app
 
 from tests.conftest import SCRIPTED_TEXT, TOKEN
 from tests.support.servers import serve_config_in_thread
@@ -284,3 +285,25 @@ def test_a_message_far_larger_than_a_frame_closes_the_connection(playground):
                     await asyncio.wait_for(ws.recv(), 30)
             return closed.value.rcvd.code
     assert asyncio.run(attempt()) == 1009  # message too big
+
+
+def test_a_call_cut_by_the_shutdown_is_recorded_as_zapvoice_stopping(make_settings, tmp_path):
+    """uvicorn closes the page's socket (1012) before the service's lifespan ends: that is not the page leaving."""
+    settings = make_settings(agent_record_dir=tmp_path, agent_idle_prompt_s=60.0)
+    service = serve_config_in_thread(server_config(create_app(settings, service_engines(settings)), settings.service,
+                                                   host="127.0.0.1", port=0))
+
+    async def call() -> int:
+        async with connect(f"{service.ws_url}/playground/ws") as ws:
+            await ws.send(json.dumps({"type": "start", "token": TOKEN}))
+            assert (await next_event(ws, []))["type"] == "ready"
+            stopping = asyncio.create_task(asyncio.to_thread(service.stop))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 30)
+            await stopping
+            return closed.value.rcvd.code
+    assert asyncio.run(call()) == 1012
+    (record,) = tmp_path.rglob("*.jsonl")
+    ended = [json.loads(line) for line in record.read_text().splitlines()][-1]
+    assert ended["event"] == "call_ended" and ended["reason"] == "zapvoice stopped"

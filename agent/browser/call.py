@@ -65,6 +65,8 @@ class BrowserCall:
                     return
                 else:
                     log.info("call %s: ignored a %r message from the page", self.info.call_id, item["type"][:40])
+            if self.socket.server_stopping:  # uvicorn closes the sockets before the lifespan ends (aclose)
+                reason = "zapvoice stopped"
         except Exception:
             log.exception("call %s: cannot take the page's input", self.info.call_id)
             reason = "internal error"

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 FRAME_BYTES = 1920  # 60 ms at 16 kHz s16le, as ZuckZapGo's media socket carries it
 POLICY_VIOLATION = 1008  # close code of a refused start (wrong token, no start message)
+SERVICE_RESTART = 1012  # uvicorn closes every WebSocket with it on shutdown (a browser page cannot send it)
 MAX_CONTROL_CHARS = 4096
 
 
@@ -69,6 +70,7 @@ class PlaygroundSocket:
     def __init__(self, ws: WebSocket):
         self.ws = ws
         self.closed = False
+        self.server_stopping = False  # the page's socket was closed by the server shutting down, not by the page
         self.label = "playground"  # "call <id>" once the call has one
         self._sending = asyncio.Lock()
         self._warned: set[str] = set()
@@ -100,6 +102,7 @@ class PlaygroundSocket:
                 return None
             if message["type"] == "websocket.disconnect":
                 self.closed = True
+                self.server_stopping = message.get("code") == SERVICE_RESTART
                 return None
             if message.get("bytes") is not None:
                 return message["bytes"]
