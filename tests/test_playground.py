@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -213,6 +214,27 @@ def test_the_records_are_paged_newest_first_and_survive_a_cut_line(tmp_path):
     for page, per_page in ((0, 20), (1, 0), (1, 101)):
         with pytest.raises(ValueError):
             calls_page(tmp_path, page, per_page)
+
+
+def test_a_page_stats_only_the_records_of_the_days_it_spans(tmp_path, monkeypatch):
+    """Day folders sort by name, call ids do not: a page orders (stats) one day's files, not the whole history."""
+    for day, calls in (("2026-01-03", 3), ("2026-01-02", 3), ("2026-01-01", 50)):
+        for n in range(calls):
+            write_record(tmp_path, day, f"{day}-call-{n}", [{"event": "call_started"}], mtime=1000 + n)
+    stated: list[Path] = []
+    real_stat = Path.stat
+
+    def stat(path, *args, **kwargs):
+        stated.append(path)
+        return real_stat(path, *args, **kwargs)
+    monkeypatch.setattr(Path, "stat", stat)
+    first, second = calls_page(tmp_path, 1, 2), calls_page(tmp_path, 2, 2)
+    records = {path.parent.name for path in stated if path.suffix == ".jsonl"}
+    assert records == {"2026-01-03", "2026-01-02"}  # never the 50 calls of the first day
+    assert [c["id"] for c in first["calls"] + second["calls"]] == [
+        "2026-01-03/2026-01-03-call-2", "2026-01-03/2026-01-03-call-1", "2026-01-03/2026-01-03-call-0",
+        "2026-01-02/2026-01-02-call-2"]
+    assert (first["total"], first["pages"]) == (56, 28)
 
 
 def test_the_bot_ends_the_call_after_its_goodbye_is_heard(make_service, tmp_path):
