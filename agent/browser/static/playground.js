@@ -25,6 +25,7 @@ const state = window.zapvoice = {
 
 let context = null, stream = null, socket = null, player = null;
 let lastVoiceAt = null, lastBurstEndAt = -Infinity, pendingRoundTrip = null;
+let keptBytes = 0; // of state.received, counted as it grows rather than summed for every frame
 const startButton = document.getElementById("start");
 const stopButton = document.getElementById("stop");
 const form = tokenForm(() => start());
@@ -86,8 +87,10 @@ function captured({ pcm, rms, at }) {
 
 function audio(data) {
   state.bytesReceived += data.byteLength;
-  const kept = state.received.reduce((n, chunk) => n + chunk.byteLength, 0);
-  if (kept < KEEP_RECEIVED_S * RATE * 2) state.received.push(data.slice(0));
+  if (keptBytes < KEEP_RECEIVED_S * RATE * 2) {
+    state.received.push(data.slice(0));
+    keptBytes += data.byteLength;
+  }
   player.port.postMessage(data, [data]);
 }
 
