@@ -150,10 +150,17 @@ function hangUp() {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "hangup" }));
 }
 
-function finish() {
+// The microphone and the AudioContext, at the end of a call or of a start that failed: a context left open
+// keeps its audio rendering thread (and the device) for as long as the page stays.
+function release() {
   if (stream) stream.getTracks().forEach((track) => track.stop());
   if (context) context.close();
-  context = stream = socket = null;
+  context = stream = null;
+}
+
+function finish() {
+  release();
+  socket = null;
   state.callId = null;
   if (state.error) show("refused", state.error);
   else show("ended", state.ended || "the connection closed");
@@ -162,6 +169,7 @@ function finish() {
 }
 
 function fail(reason) {
+  release();
   state.error = reason;
   show("failed", reason);
   startButton.disabled = false;
