@@ -205,6 +205,8 @@ class Conversation:
                 if self._ignoring:
                     self._ignoring = False
                     return
+                if self._held and self._backchannels.enabled:  # too short to contest, long enough to be a turn
+                    self._held, self._contest = False, Contest()
                 if self._contest is not None:
                     self._contest_ended(event)
                     return

@@ -376,8 +376,8 @@ class TurnSettings(Section):
     )
     backchannel_max_ms: int = Field(
         1000, ge=20,
-        description="Speech over the bot longer than this interrupts at once, without waiting for its words to "
-        "be a backchannel (turns.backchannels).",
+        description="An utterance over the bot that lasts longer than this (from its onset, pauses included) "
+        "interrupts at once, without waiting for its words to be a backchannel (turns.backchannels).",
     )
     echo_cancellation: bool = Field(
         True,
