@@ -17,29 +17,23 @@ STT_S = 0.3  # call time per transcription, as bench_backchannel
 
 
 @pytest.fixture(scope="module")
-def voice(real) -> Path:
-    return real["joe_voice"]
-
-
-@pytest.fixture(scope="module")
-def tts(voice):
-    engine = load_voices(settings(Path(tempfile.gettempdir()), voice))
-    yield engine
+def joe(real):
+    """joe as the bot's only voice, and its file."""
+    engine = load_voices(settings(Path(tempfile.gettempdir()), real["joe_voice"]))
+    yield engine, real["joe_voice"]
     engine.close()
 
 
 @pytest.fixture(scope="module")
-def stt(real_engines):
-    return real_engines[0]
+def call(joe, real_engines):
+    """talk_over(speech) for this tier's engines: joe as the bot, real Whisper base hearing the caller."""
+    tts, voice = joe
+    full_reply = reference_frames(tts, voice)
+    return lambda speech: talk_over(tts, voice, real_engines[0], speech, full_reply, delay_s=STT_S)
 
 
-@pytest.fixture(scope="module")
-def full_reply(tts, voice) -> int:
-    return reference_frames(tts, voice)
-
-
-def test_a_yeah_over_the_reply_keeps_it(tts, voice, stt, full_reply):
-    outcome = talk_over(tts, voice, stt, caller_audio(tts, Phrase("yeah", "joe", True)), full_reply, delay_s=STT_S)
+def test_a_yeah_over_the_reply_keeps_it(joe, call):
+    outcome = call(caller_audio(joe[0], Phrase("yeah", "joe", True)))
 
     assert [text.lower().strip(".!") for text in outcome.transcripts] == ["yeah"], outcome
     assert outcome.kept and not outcome.answered and outcome.lost_ms == 0, outcome
@@ -47,9 +41,9 @@ def test_a_yeah_over_the_reply_keeps_it(tts, voice, stt, full_reply):
     assert outcome.silent_ms < 1500  # paused while they spoke, then the reply went on
 
 
-def test_a_real_sentence_over_the_reply_still_stops_it_and_is_answered(tts, voice, stt, full_reply, real):
+def test_a_real_sentence_over_the_reply_still_stops_it_and_is_answered(call, real):
     clip = next(c for c in real["clips"] if not c.name.isdigit())
-    outcome = talk_over(tts, voice, stt, read_clip(clip.audio), full_reply, delay_s=STT_S)
+    outcome = call(read_clip(clip.audio))
 
     assert not outcome.kept and outcome.answered and outcome.lost_ms > 0, outcome
     assert outcome.stop_ms <= 300
