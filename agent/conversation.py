@@ -187,12 +187,12 @@ class Conversation:
                 else:
                     self._ignoring = True
             case PauseStarted(audio=audio, utterance=utterance):
-                contested = self._contest is not None
-                if self.turns.speculative_stt and (reply is None or contested) and not self._ignoring:
+                contest = self._contest
+                if self.turns.speculative_stt and (reply is None or contest is not None) and not self._ignoring:
                     self._drop_speculative()
                     self._speculative = (utterance, self._spawn(self._transcribe(audio)))
-                    if self._contest is not None:
-                        self._judge(self._contest)
+                    if contest is not None:
+                        self._judge(contest)
             case SpeechResumed():
                 self._drop_speculative()
                 if self._contest is not None and self._contest.kept:  # more than a backchannel, maybe
