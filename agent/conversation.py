@@ -10,8 +10,10 @@ Replies start speaking after the first sentence, not the whole answer. When the 
 the transcription starts early (speculative STT) and is thrown away if they go on. When the
 caller talks over the bot, output pauses at the onset; if the speech lasts barge_in_min_ms
 the reply is cancelled and only what the caller heard goes into the history, marked as
-interrupted; if it was a cough or a click, output resumes as soon as it is over. The bot's own
-echo on the caller's line is removed first (agent/echo.py), so it interrupts nothing.
+interrupted; if it was a cough or a click, output resumes as soon as it is over. With
+turns.backchannels, speech that lasts barge_in_min_ms first contests the reply instead
+(agent/backchannel.py): an "uh-huh" resumes it, other words cancel it. The bot's own echo on
+the caller's line is removed first (agent/echo.py), so it interrupts nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import numpy as np
+from zapvoice.agent.backchannel import Backchannels, Contest
 from zapvoice.agent.call_record import CallRecord, TurnTimes
 from zapvoice.agent.clock import Clock, MonotonicClock
 from zapvoice.agent.echo import EchoCanceller
@@ -90,6 +93,8 @@ class Conversation:
         self._untranscribed: np.ndarray | None = None  # a turn whose reply was cancelled before STT finished
         self._interrupting = False  # output paused at a caller onset; barge-in not confirmed yet
         self._held = False  # output resumed over an open utterance too short to interrupt (so far)
+        self._backchannels = Backchannels(turns.backchannels)
+        self._contest: Contest | None = None  # the caller talks over a paused, live reply; their words decide
         self._ignoring = False  # the current utterance talks over a reply that cannot be interrupted
         self._closing = False  # the farewell is under way
         self._hanging_up = False  # the call ends from our side: run() hangs up the line
@@ -182,11 +187,17 @@ class Conversation:
                 else:
                     self._ignoring = True
             case PauseStarted(audio=audio, utterance=utterance):
-                if self.turns.speculative_stt and reply is None and not self._ignoring:
+                contest = self._contest
+                if self.turns.speculative_stt and (reply is None or contest is not None) and not self._ignoring:
                     self._drop_speculative()
                     self._speculative = (utterance, self._spawn(self._transcribe(audio)))
+                    if contest is not None:
+                        self._judge(contest)
             case SpeechResumed():
                 self._drop_speculative()
+                if self._contest is not None and self._contest.kept:  # more than a backchannel, maybe
+                    self._contest.kept = False
+                    self.playout.pause()
             case TurnEnded():
                 self._quiet_since = self.clock.now()
                 if self._closing:  # the farewell is under way: words after it are not answered
@@ -194,12 +205,21 @@ class Conversation:
                 if self._ignoring:
                     self._ignoring = False
                     return
+                if self._held and self._backchannels.enabled:  # too short to contest, long enough to be a turn
+                    self._held, self._contest = False, Contest()
+                if self._contest is not None:
+                    self._contest_ended(event)
+                    return
                 if self._interrupting or self._held:  # held: output resumed over it, but it became a turn
                     self._barge_in()
                 self._idle_prompted = False
                 self._answer_turn(event)
             case NoiseDropped():
                 self._ignoring = False
+                if self._contest is not None:
+                    self._contest = None
+                    self._drop_speculative()
+                    self.playout.resume()
                 if self._interrupting:
                     self._interrupting = False
                     self.playout.resume()
@@ -207,10 +227,17 @@ class Conversation:
     def _follow_short_sound(self) -> None:
         """While output is paused at an onset: a barge-in once the sound lasts turns.barge_in_min_ms; output
         back once it has been quiet turns.resume_quiet_ms short of that (a cough costs the caller its length,
-        not the VAD's end silence); paused again if the same utterance goes on."""
-        if self._interrupting:
-            if self.vad.speech_ms >= self.turns.barge_in_min_ms:
+        not the VAD's end silence); paused again if the same utterance goes on. A contested reply is cancelled
+        once the speech lasts turns.backchannel_max_ms, words or not."""
+        if self._contest is not None:
+            if self.vad.speech_ms >= self.turns.backchannel_max_ms:
                 self._barge_in()
+        elif self._interrupting:
+            if self.vad.speech_ms >= self.turns.barge_in_min_ms:
+                if self._backchannels.enabled and self.vad.speech_ms < self.turns.backchannel_max_ms:
+                    self._interrupting, self._contest = False, Contest()
+                else:
+                    self._barge_in()
             elif self.vad.quiet_ms >= self.turns.resume_quiet_ms:
                 self._interrupting, self._held = False, True
                 self.playout.resume()
@@ -224,6 +251,7 @@ class Conversation:
         """The caller is really talking over the bot (or pressed keys; `by_caller` False: we end the call over
         it): cancel the reply, keep what was heard."""
         self._interrupting = self._held = False
+        self._contest = None
         if by_caller:
             self.record.barged_in()
         reply = self._reply
@@ -233,7 +261,49 @@ class Conversation:
                 reply.task.cancel()
         self.playout.clear()
 
-    def _answer_turn(self, turn: TurnEnded) -> None:
+    # --- a contested reply: backchannel or barge-in --------------------------------------------
+
+    def _judge(self, contest: Contest) -> None:
+        """Decide the contest on the current transcription (self._speculative) once it is done."""
+        assert self._speculative is not None
+        utterance, task = self._speculative
+        task.add_done_callback(lambda done: self._judged(contest, utterance, done))
+
+    def _judged(self, contest: Contest, utterance: int, task: asyncio.Task) -> None:
+        if self._contest is not contest or self._speculative != (utterance, task) or task.cancelled():
+            return  # decided meanwhile (keys, a long utterance), or the caller went on: a later transcript decides
+        text = "" if task.exception() is not None else task.result().text
+        if self._backchannels.only_backchannels(text):
+            contest.kept, contest.text = True, text.strip()
+            self.playout.resume()
+            if contest.ended is not None:
+                self._drop_backchannel(contest)
+            return
+        self._barge_in()
+        if contest.ended is not None:
+            self._idle_prompted = False
+            self._answer_turn(contest.ended, decided_at=contest.ended_at)
+
+    def _contest_ended(self, turn: TurnEnded) -> None:
+        """The turn is over: a backchannel already heard is dropped; else its words, when known, decide."""
+        contest = self._contest
+        assert contest is not None
+        if contest.kept:
+            self._drop_backchannel(contest)
+            return
+        contest.ended, contest.ended_at = turn, self.clock.now()
+        if self._speculative is None or self._speculative[0] != turn.utterance:
+            self._drop_speculative()
+            self._speculative = (turn.utterance, self._spawn(self._transcribe(turn.audio)))
+            self._judge(contest)
+
+    def _drop_backchannel(self, contest: Contest) -> None:
+        """The caller only acknowledged the bot: no turn, nothing in the history."""
+        self._contest = None
+        self._speculative = None
+        self.record.backchannel(contest.text)
+
+    def _answer_turn(self, turn: TurnEnded, decided_at: float | None = None) -> None:
         audio = turn.audio
         speculative = None
         if self._speculative is not None and self._speculative[0] == turn.utterance:
@@ -243,8 +313,9 @@ class Conversation:
         if self._untranscribed is not None:  # the caller went on after a reply we cancelled unheard
             audio = np.concatenate([self._untranscribed, audio])
             speculative = None
-        # The VAD decided at turn.at_s, which is now: speech ended that much audio earlier.
-        times = TurnTimes(speech_end=self.clock.now() - (turn.at_s - turn.speech_end_s),
+        # The VAD decided at turn.at_s, which is now (or decided_at): speech ended that much audio earlier.
+        decided_at = self.clock.now() if decided_at is None else decided_at
+        times = TurnTimes(speech_end=decided_at - (turn.at_s - turn.speech_end_s),
                           speculative_stt=speculative is not None)
         reply = _Reply(times=times)
         self._start(reply, self._respond(reply, audio, speculative))

@@ -126,7 +126,8 @@ def test_the_greeting_and_a_reply_are_not_cut_by_their_own_echo(tmp_path):
 
 
 def test_without_the_canceller_the_echo_cuts_the_greeting(tmp_path):
-    call, stt = echo_rig(tmp_path, echo_cancellation=False)
+    # Backchannels off too: they keep a reply whose contest the VAD drops as noise, which this echo's can be.
+    call, stt = echo_rig(tmp_path, echo_cancellation=False, backchannels=[])
     call.play([Wait(5.0), HangUp()], max_s=60)
     assert Call(call, stt).cut_short()[0] is True
 

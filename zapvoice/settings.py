@@ -370,6 +370,21 @@ class TurnSettings(Section):
         description="Quiet after a sound too short to interrupt (turns.barge_in_min_ms) before paused output "
         "resumes where it stopped; the sound's utterance stays open, so speech that goes on pauses it again.",
     )
+    backchannels: CommaList = Field(
+        ["uh-huh", "mm-hmm", "mhm", "mm", "hmm", "ah", "aha", "oh", "yeah", "yes", "yep", "okay", "ok",
+         "right", "alright", "i see", "got it", "sure", "aham", "uhum", "hum", "sim", "tá", "tá bom", "tá certo",
+         "certo", "entendi", "entendo", "beleza", "isso", "claro", "pois é"],
+        description="What the caller may say over the bot without interrupting it (\"uh-huh\", \"tá\"): when "
+        "the transcript of speech over a reply is made only of these (case and punctuation ignored, accents "
+        "not; a letter repeated counts once: hmmm is hmm), the paused reply resumes where it stopped and the "
+        "words are not answered. Output still pauses at the onset; anything else interrupts. Empty disables: "
+        "then turns.barge_in_min_ms of speech interrupts.",
+    )
+    backchannel_max_ms: int = Field(
+        1000, ge=20,
+        description="An utterance over the bot that lasts longer than this (from its onset, pauses included) "
+        "interrupts at once, without waiting for its words to be a backchannel (turns.backchannels).",
+    )
     echo_cancellation: bool = Field(
         True,
         description="Remove the bot's own voice coming back on the caller's line (WebRTC AEC3, on calls where a "
@@ -402,6 +417,16 @@ class TurnSettings(Section):
         description="In smart-turn mode, silence that ends the turn whatever the model said (replaces "
         "vad.end_silence_ms, which still applies to a pause the model could not judge, e.g. when it is busy).",
     )
+
+    _split = field_validator("backchannels", mode="before")(_split_commas)
+
+    @field_validator("backchannels")
+    @classmethod
+    def _check_backchannels(cls, phrases: list[str]) -> list[str]:
+        wordless = [phrase for phrase in phrases if not re.search(r"\w", phrase)]
+        if wordless:
+            raise ValueError(f"backchannel phrases need a word (punctuation is ignored): {wordless}")
+        return phrases
 
 
 class AgentSettings(Section):
