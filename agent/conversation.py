@@ -90,6 +90,7 @@ class Conversation:
         self._untranscribed: np.ndarray | None = None  # a turn whose reply was cancelled before STT finished
         self._interrupting = False  # output paused at a caller onset; barge-in not confirmed yet
         self._held = False  # output resumed over an open utterance too short to interrupt (so far)
+        self._heard_alone = False  # the current utterance was heard when it could not be the bot's echo
         self._ignoring = False  # the current utterance talks over a reply that cannot be interrupted
         self._closing = False  # the farewell is under way
         self._hanging_up = False  # the call ends from our side: run() hangs up the line
@@ -135,6 +136,8 @@ class Conversation:
             samples = self.echo.cancel(samples)
         for event in self.end_of_turn.process(samples):
             self._on_vad(event)
+        if self.vad.in_speech and self.vad.quiet_ms == 0 and not self._could_be_echo():
+            self._heard_alone = True
         self._follow_short_sound()
 
     def stop(self, reason: str) -> None:
@@ -174,6 +177,7 @@ class Conversation:
         match event:
             case SpeechStarted():
                 self._quiet_since = self.clock.now()
+                self._heard_alone = False
                 if reply is None:
                     return
                 if reply.interruptible and self.turns.barge_in:
@@ -194,6 +198,9 @@ class Conversation:
                 if self._ignoring:
                     self._ignoring = False
                     return
+                if (self._interrupting or self._held) and not self._heard_alone:
+                    self._drop_echo()  # it died with the bot's audio: its echo, long enough to be a turn
+                    return
                 if self._interrupting or self._held:  # held: output resumed over it, but it became a turn
                     self._barge_in()
                 self._idle_prompted = False
@@ -201,17 +208,23 @@ class Conversation:
             case NoiseDropped():
                 self._ignoring = False
                 if self._interrupting:
+                    if not self._heard_alone and self.echo is not None:
+                        self.echo.suspect()
                     self._interrupting = False
                     self.playout.resume()
 
     def _follow_short_sound(self) -> None:
         """While output is paused at an onset: a barge-in once the sound lasts turns.barge_in_min_ms; output
         back once it has been quiet turns.resume_quiet_ms short of that (a cough costs the caller its length,
-        not the VAD's end silence); paused again if the same utterance goes on."""
+        not the VAD's end silence); paused again if the same utterance goes on. Before the echo canceller knows
+        whether the line echoes, both wait until the sound cannot be the echo of what the bot played: the
+        caller is talking if it goes on after that, and an echo dies with the bot's audio."""
         if self._interrupting:
-            if self.vad.speech_ms >= self.turns.barge_in_min_ms:
+            if self.vad.speech_ms >= self.turns.barge_in_min_ms and self._heard_alone:
                 self._barge_in()
-            elif self.vad.quiet_ms >= self.turns.resume_quiet_ms:
+            elif self.vad.quiet_ms >= self.turns.resume_quiet_ms and not self._could_be_echo():
+                if not self._heard_alone and self.echo is not None:
+                    self.echo.suspect()
                 self._interrupting, self._held = False, True
                 self.playout.resume()
         elif self._held and (not self.vad.in_speech or self.vad.quiet_ms == 0):
@@ -219,6 +232,15 @@ class Conversation:
             if self.vad.in_speech and self._reply is not None:
                 self._interrupting = True
                 self.playout.pause()
+
+    def _could_be_echo(self) -> bool:
+        return self.echo is not None and self.echo.could_be_echo()
+
+    def _drop_echo(self) -> None:
+        self._held = False
+        if self._interrupting:
+            self._interrupting = False
+            self.playout.resume()
 
     def _barge_in(self, by_caller: bool = True) -> None:
         """The caller is really talking over the bot (or pressed keys; `by_caller` False: we end the call over

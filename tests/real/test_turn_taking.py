@@ -58,7 +58,9 @@ def sentences(real):
 def test_the_bots_own_echo_does_not_interrupt_it(tts, voice, loss_db, delay_s):
     result = echo_call(tts, voice, (loss_db, delay_s))
     assert result.interrupted() == 0
-    assert len(result.bot_turns()) == 2 and result.stalls(0) == 0 and result.stalls(1) == 0
+    assert len(result.bot_turns()) == 2 and result.stalls(1) == 0
+    # Before the detector knows, the echo's first onset is probed: one pause, then the greeting goes on.
+    assert result.stalls(0) <= 1 and result.missing_s(0) < 0.4
     assert result.rig.conversation.echo.detector.echo is True
 
 
