@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from zapvoice.agent.gateway.commands import serving
 from zapvoice.providers.contracts import Engines
@@ -26,6 +27,7 @@ from tests.support.turn_taking import (
     cough,
     echo_call,
     first_sound_s,
+    greeting_barge_in_call,
     line_noise,
     noisy_turn,
     pops,
@@ -84,6 +86,15 @@ def test_a_real_barge_in_on_the_same_line_stops_the_bot_within_300_ms(tts, voice
     assert result.rig.conversation.echo.detector.echo is (echo is not None)
 
 
+@pytest.mark.parametrize("gain_db", [0.0, -12.0])
+def test_a_caller_talking_over_the_greeting_on_a_clean_line_stops_it_within_300_ms(tts, voice, sentences, gain_db):
+    """Before the echo detector knows the line, a caller quieter than the bot is heard as is, not held under a
+    level gate until the greeting is over."""
+    result, onset = greeting_barge_in_call(tts, voice, sentences[1] * np.float32(10 ** (gain_db / 20)), None)
+    assert result.cut_short()[0] is True
+    assert result.stop_after(onset) <= 0.3
+
+
 def test_a_cough_over_the_real_voice_costs_less_than_250_ms(tts, voice):
     result = call(tts, voice, [UntilBotDone(), Say(question()), Wait(2.0), Say(cough(150)), Wait(10.0), HangUp()])
     assert result.interrupted() == 0
@@ -134,3 +145,4 @@ def test_over_the_gateway_at_8_khz_mulaw_the_echo_is_ignored_and_a_barge_in_is_n
     greeting, onset, cut = clock.run(scenario())
     assert greeting[-1][1] - greeting[0][0] > 2.5  # the whole greeting, not cut by its own echo
     assert cut[1] - onset <= 0.3
+

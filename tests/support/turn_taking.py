@@ -122,6 +122,14 @@ def barge_in_call(tts, voice: Path, speech: np.ndarray, echo: tuple[float, float
     return result, result.rig.said[1][0] + first_sound_s(speech)
 
 
+def greeting_barge_in_call(tts, voice: Path, speech: np.ndarray, echo: tuple[float, float] | None,
+                           into_s: float = 0.5, codec: Encoding | None = "mulaw", **flat) -> tuple[Call, float]:
+    """The caller talks over the greeting `into_s` after it starts, before the echo canceller knows the line;
+    returns the call and the clock time of the caller's onset."""
+    result = call(tts, voice, [Wait(into_s), Say(speech), Wait(3.0), HangUp()], echo=echo, codec=codec, **flat)
+    return result, result.rig.said[0][0] + first_sound_s(speech)
+
+
 def question() -> np.ndarray:
     """A short real question-like recording ("ten of clubs", 1.1 s)."""
     from tests.support.real_models import english_clips
