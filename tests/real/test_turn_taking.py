@@ -6,6 +6,7 @@ over real sockets through the 4143 gateway at 8 kHz µ-law."""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 
@@ -146,3 +147,10 @@ def test_over_the_gateway_at_8_khz_mulaw_the_echo_is_ignored_and_a_barge_in_is_n
     assert greeting[-1][1] - greeting[0][0] > 2.5  # the whole greeting, not cut by its own echo
     assert cut[1] - onset <= 0.3
 
+
+def test_without_its_random_variation_the_real_voice_says_a_line_the_same_way_twice(voice):
+    """What makes these scenarios repeatable (tests/support/turn_taking.settings)."""
+    engine = load_voices(settings(Path(tempfile.gettempdir()), voice, tts_cache_bytes=0))
+    first, second = (asyncio.run(engine.speak(GREETING)) for _ in range(2))
+    engine.close()
+    assert first.pcm.size > 16000 and np.array_equal(first.pcm, second.pcm)
