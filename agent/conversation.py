@@ -93,6 +93,7 @@ class Conversation:
         self._untranscribed: np.ndarray | None = None  # a turn whose reply was cancelled before STT finished
         self._interrupting = False  # output paused at a caller onset; barge-in not confirmed yet
         self._held = False  # output resumed over an open utterance too short to interrupt (so far)
+        self._heard_alone = False  # the current utterance was heard when it could not be the bot's echo
         self._backchannels = Backchannels(turns.backchannels)
         self._contest: Contest | None = None  # the caller talks over a paused, live reply; their words decide
         self._ignoring = False  # the current utterance talks over a reply that cannot be interrupted
@@ -140,6 +141,8 @@ class Conversation:
             samples = self.echo.cancel(samples)
         for event in self.end_of_turn.process(samples):
             self._on_vad(event)
+        if self.vad.in_speech and self.vad.quiet_ms == 0 and not self._could_be_echo():
+            self._heard_alone = True
         self._follow_short_sound()
 
     def stop(self, reason: str) -> None:
@@ -179,6 +182,7 @@ class Conversation:
         match event:
             case SpeechStarted():
                 self._quiet_since = self.clock.now()
+                self._heard_alone = False
                 if reply is None:
                     return
                 if reply.interruptible and self.turns.barge_in:
@@ -205,6 +209,9 @@ class Conversation:
                 if self._ignoring:
                     self._ignoring = False
                     return
+                if (self._interrupting or self._held) and not self._heard_alone:
+                    self._drop_echo()  # it died with the bot's audio: its echo, long enough to be a turn
+                    return
                 if self._held and self._backchannels.enabled:  # too short to contest, long enough to be a turn
                     self._held, self._contest = False, Contest()
                 if self._contest is not None:
@@ -221,6 +228,8 @@ class Conversation:
                     self._drop_speculative()
                     self.playout.resume()
                 if self._interrupting:
+                    if not self._heard_alone and self.echo is not None:
+                        self.echo.suspect()
                     self._interrupting = False
                     self.playout.resume()
 
@@ -228,17 +237,21 @@ class Conversation:
         """While output is paused at an onset: a barge-in once the sound lasts turns.barge_in_min_ms; output
         back once it has been quiet turns.resume_quiet_ms short of that (a cough costs the caller its length,
         not the VAD's end silence); paused again if the same utterance goes on. A contested reply is cancelled
-        once the speech lasts turns.backchannel_max_ms, words or not."""
+        once the speech lasts turns.backchannel_max_ms, words or not. Before the echo canceller knows whether
+        the line echoes, a sound counts only once it goes on after nothing the bot played can come back: the
+        caller goes on talking, an echo dies with the bot's audio."""
         if self._contest is not None:
             if self.vad.speech_ms >= self.turns.backchannel_max_ms:
                 self._barge_in()
         elif self._interrupting:
-            if self.vad.speech_ms >= self.turns.barge_in_min_ms:
+            if self.vad.speech_ms >= self.turns.barge_in_min_ms and self._heard_alone:
                 if self._backchannels.enabled and self.vad.speech_ms < self.turns.backchannel_max_ms:
                     self._interrupting, self._contest = False, Contest()
                 else:
                     self._barge_in()
-            elif self.vad.quiet_ms >= self.turns.resume_quiet_ms:
+            elif self.vad.quiet_ms >= self.turns.resume_quiet_ms and not self._could_be_echo():
+                if not self._heard_alone and self.echo is not None:
+                    self.echo.suspect()
                 self._interrupting, self._held = False, True
                 self.playout.resume()
         elif self._held and (not self.vad.in_speech or self.vad.quiet_ms == 0):
@@ -246,6 +259,15 @@ class Conversation:
             if self.vad.in_speech and self._reply is not None:
                 self._interrupting = True
                 self.playout.pause()
+
+    def _could_be_echo(self) -> bool:
+        return self.echo is not None and self.echo.could_be_echo()
+
+    def _drop_echo(self) -> None:
+        self._held = False
+        if self._interrupting:
+            self._interrupting = False
+            self.playout.resume()
 
     def _barge_in(self, by_caller: bool = True) -> None:
         """The caller is really talking over the bot (or pressed keys; `by_caller` False: we end the call over

@@ -295,6 +295,13 @@ class TTSSettings(Section):
         description="Peak level of speech. Piper scales every sentence to full scale; headroom keeps resampling "
         "and the line codec from clipping.",
     )
+    noise_scale: float | None = Field(
+        None, ge=0, description="Piper's variation of the voice's sound (its noise_scale); unset: the voice's own "
+        "(0.667 for most). 0 together with tts.noise_w_scale 0 says a text the same way every time.",
+    )
+    noise_w_scale: float | None = Field(
+        None, ge=0, description="Piper's variation of phoneme lengths (its noise_w); unset: the voice's own.",
+    )
     max_chars: int = Field(2000, ge=1, description="Longest text /tts accepts (422 beyond).")
     cache_bytes: int = Field(
         64 * 1024 * 1024, ge=0, description="Memory for cached speech (greetings come back instantly). 0 disables."
