@@ -5,6 +5,12 @@ the reply stays alive, and the words decide. When the utterance's transcript (th
 at its first pause, else the turn's) is made only of turns.backchannels phrases, the reply resumes
 where it paused and the utterance is dropped; anything else is a barge-in. Speech longer than
 turns.backchannel_max_ms is a barge-in at once, with no wait for the words.
+
+A transcript that repeats the bot's own last words (`repeats_the_bot`) is dropped the same way: it is
+the bot's echo on a line the echo canceller took for a clean one (a caller who turns the speakerphone
+on mid-call: measured, the bot then answered its own echo, "We are open.", reply after reply). The cost:
+a caller who repeats what the bot has just said over it ("...on Monday" / "Monday?") is not answered
+and the bot goes on.
 """
 
 from __future__ import annotations
@@ -26,6 +32,17 @@ def normalise(text: str) -> tuple[str, ...]:
     decomposed "tá" are the same word."""
     cleaned = _NOT_WORD.sub(" ", unicodedata.normalize("NFC", text).lower().replace("_", " "))
     return tuple(_RUN.sub(r"\1", word.strip("'")) for word in cleaned.split() if word.strip("'"))
+
+
+OWN_WORDS_SHARE = 0.8  # Whisper mishears some of a longer echo's words
+
+
+def repeats_the_bot(text: str, said: str) -> bool:
+    """Whether `text` (the caller's transcript) is mostly words of `said` (what the bot played just before and
+    while the caller was heard). The bot pauses at the caller's onset, so its echo brings back a word or two."""
+    words = normalise(text)
+    own = set(normalise(said))
+    return bool(words) and sum(word in own for word in words) >= OWN_WORDS_SHARE * len(words)
 
 
 class Backchannels:
@@ -61,5 +78,6 @@ class Contest:
 
     kept: bool = False
     text: str = ""
+    echo: bool = False  # the words kept were the bot's own
     ended: TurnEnded | None = None
     ended_at: float = 0.0

@@ -74,6 +74,10 @@ class CallRecord:
         self.backchannels += 1
         self._write({"event": "backchannel", "text": text})
 
+    def own_echo(self, text: str) -> None:
+        """The caller's line brought the bot's own words back (an echo), heard as `text`; not answered."""
+        self._write({"event": "own_echo", "text": text})
+
     def ended(self, reason: str, duration_s: float) -> None:
         METRICS.call_ended(self.info.transport, reason)
         self._write({"event": "call_ended", "reason": reason, "duration_s": round(duration_s, 2),

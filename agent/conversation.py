@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import numpy as np
-from zapvoice.agent.backchannel import Backchannels, Contest
+from zapvoice.agent.backchannel import Backchannels, Contest, repeats_the_bot
 from zapvoice.agent.call_record import CallRecord, TurnTimes
 from zapvoice.agent.clock import Clock, MonotonicClock
 from zapvoice.agent.echo import EchoCanceller
@@ -38,6 +38,7 @@ from zapvoice.providers.contracts import Engines, Message, Speech, ToolCall, Tra
 from zapvoice.providers.errors import ProviderError, UnknownVoice
 from zapvoice.providers.spoken_text import to_spoken
 
+from zapvoice.audio import PIPELINE_RATE
 from zapvoice.settings import AgentSettings, TurnSettings, VadSettings
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ END_CALL_TOOL = {"type": "function", "function": {
                    "or the conversation is over.",
     "parameters": {"type": "object", "properties": {}}}}
 WATCH_S = 0.1  # how often the idle and call-length timers are checked
+ECHO_REACH_S = (2.0, 0.5)  # the bot's words an echo may repeat: this long before the far end's position, and after
 
 
 @dataclass(eq=False)
@@ -295,9 +297,16 @@ class Conversation:
         if self._contest is not contest or self._speculative != (utterance, task) or task.cancelled():
             return  # decided meanwhile (keys, a long utterance), or the caller went on: a later transcript decides
         text = "" if task.exception() is not None else task.result().text
-        if self._backchannels.only_backchannels(text):
-            contest.kept, contest.text = True, text.strip()
+        echo = self._reply is not None and repeats_the_bot(text, self._said_near(self._reply))
+        if echo or self._backchannels.only_backchannels(text):
+            contest.kept, contest.text, contest.echo = True, text.strip(), echo
             self.playout.resume()
+            if echo:  # the utterance ends here, dropped; what the line brings next is judged as possible echo
+                if self.echo is not None:
+                    self.echo.heard_itself()
+                if (ended := self.end_of_turn.vad.end_turn(utterance)) is not None:
+                    self._on_vad(ended)
+                    return
             if contest.ended is not None:
                 self._drop_backchannel(contest)
             return
@@ -320,10 +329,13 @@ class Conversation:
             self._judge(contest)
 
     def _drop_backchannel(self, contest: Contest) -> None:
-        """The caller only acknowledged the bot: no turn, nothing in the history."""
+        """The caller only acknowledged the bot, or it was the bot's echo: no turn, nothing in the history."""
         self._contest = None
         self._speculative = None
-        self.record.backchannel(contest.text)
+        if contest.echo:
+            self.record.own_echo(contest.text)
+        else:
+            self.record.backchannel(contest.text)
 
     def _answer_turn(self, turn: TurnEnded, decided_at: float | None = None) -> None:
         audio = turn.audio
@@ -496,6 +508,18 @@ class Conversation:
             self.history.append({"role": "assistant", "content": said + (INTERRUPTED if interrupted else "")})
         if reply.times is not None or said:
             self.record.turn(reply.user, said, interrupted, reply.times)
+
+    def _said_near(self, reply: _Reply) -> str:
+        """The reply's words the far end played from ECHO_REACH_S[0] before its position to ECHO_REACH_S[1] after
+        (a word's place is estimated within its sentence): what an echo of the bot can bring back."""
+        played = self.playout.played_samples
+        low, high = played - ECHO_REACH_S[0] * PIPELINE_RATE, played + ECHO_REACH_S[1] * PIPELINE_RATE
+        near = []
+        for start, end, text in reply.sentences:
+            words = text.split()
+            places = (start + (end - start) * (k + 0.5) / len(words) for k in range(len(words)))
+            near += [word for word, at in zip(words, places, strict=True) if low <= at <= high]
+        return " ".join(near)
 
     def _heard(self, reply: _Reply) -> str:
         """The part of a cut reply the caller heard: whole sentences, then the words of the one cut

@@ -22,7 +22,9 @@ goes on talking once nothing the bot played can come back, an echo dies with it.
 died so (`suspect()`) turns on a level gate for the rest of that time, so an echoing line costs
 one pause rather than a stutter. A level gate from the start cost callers who talked over the
 greeting on a clean line: measured, sentences 6 dB below the bot's level were not heard until
-the greeting ended.
+the greeting ended. A line judged clean that starts to echo later (a speakerphone turned on) is
+caught by its words: a caller transcript that repeats the bot's last words (agent/backchannel.py)
+makes the detector judge again (`heard_itself()`), with the gate on meanwhile.
 Correlations measured (µ-law, 20-200 ms): 0.68-0.99 with echo 12-40 dB down, 0.06-0.19 with
 none; a caller talking over the bot blurs both, so "no echo" also needs the line to have stayed
 at its own level throughout the window.
@@ -165,6 +167,13 @@ class EchoCanceller:
         played the bot within the echo delays it covers. Once an echo is known it is cancelled, and a line
         known to have none carries only the caller."""
         return self.detector.echo is None and self.detector.bot_audible()
+
+    def heard_itself(self) -> None:
+        """The caller's words were the bot's own: the line echoes after all, though the detector saw none (a
+        speakerphone turned on mid-call). It judges the line again, with the level gate on meanwhile."""
+        if self.detector.echo is False:
+            self.detector.echo = None
+        self._suspected = True
 
     def suspect(self) -> None:
         """A sound over the bot stopped when the bot's audio did: likely its echo. Until the detector knows,

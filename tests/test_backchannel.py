@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pydantic import ValidationError
-from zapvoice.agent.backchannel import Backchannels, normalise
+from zapvoice.agent.backchannel import Backchannels, normalise, repeats_the_bot
 from zapvoice.agent.conversation import INTERRUPTED, KEYS_PRESSED
 
 from tests.support.call_rig import HangUp, Press, Say, UntilBotDone, Wait
@@ -66,6 +66,26 @@ def test_phrases_are_compared_without_case_or_punctuation_but_with_accents():
     assert not backchannels.only_backchannels("ta bom")  # accents count: "ta" is not "tá"
     assert not backchannels.only_backchannels("")
     assert not Backchannels([]).enabled and not Backchannels([]).only_backchannels("yeah")
+
+
+def test_a_transcript_made_of_the_bots_last_words_repeats_it():
+    said = "We are open from nine in the morning"
+    assert repeats_the_bot("We are.", said) and repeats_the_bot("morning", said)
+    assert repeats_the_bot("open from 9 in the morning", said)  # Whisper's "9": 5 of 6 words
+    assert not repeats_the_bot("No", said) and not repeats_the_bot("We are closed?", said)
+    assert not repeats_the_bot("", said) and not repeats_the_bot("morning", "")
+
+
+def test_the_bots_own_words_coming_back_are_its_echo_and_not_answered(tmp_path, utterance, ack):
+    """A line the canceller took for a clean one brings the bot back (a speakerphone turned on): its words."""
+    call, stt, llm, tts, cut_at = over_the_story(tmp_path, utterance, ack, ["Da tarde. Terceiro, aos sábados"])
+
+    assert cut_at == [] and len(llm.requests) == 1
+    assert story_sent_whole(call, tts)
+    lines = records(tmp_path)
+    assert {"event": "own_echo", "text": "Da tarde. Terceiro, aos sábados"}.items() <= next(
+        line for line in lines if line["event"] == "own_echo").items()
+    assert call.conversation.record.backchannels == 0
 
 
 def test_a_phrase_without_a_word_is_refused():
