@@ -42,6 +42,7 @@ class CallRecord:
         self.info = info
         self.turns: list[dict] = []
         self.backchannels = 0  # times the caller talked over the bot with only "uh-huh" and was not answered
+        self.own_echoes = 0  # times the caller's line brought the bot's own words back
         self.listeners: list[Callable[[dict], None]] = []  # each line as it is written (the playground shows them)
         self.path = None
         if directory is not None:
@@ -76,6 +77,7 @@ class CallRecord:
 
     def own_echo(self, text: str) -> None:
         """The caller's line brought the bot's own words back (an echo), heard as `text`; not answered."""
+        self.own_echoes += 1
         self._write({"event": "own_echo", "text": text})
 
     def ended(self, reason: str, duration_s: float) -> None:

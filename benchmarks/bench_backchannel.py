@@ -20,21 +20,38 @@ empty, which is main's behaviour (the reply is cancelled after turns.barge_in_mi
 - stop: bot audio heard after the caller's onset (first 20 ms above -40 dBFS) before it paused.
 - answered: the caller's words got an answer of their own; answer: from the end of their speech
   (as the VAD saw it) to the answer's first audio.
+- Echo turned on mid-call: after the question the line echoes the bot (loss, delay, µ-law), on a
+  call whose greeting showed the echo detector a clean line. Own echo answered: turns that were
+  the bot's own words; waited for: how long the reply's audio stopped and went on; dropped: the
+  utterances taken for the bot's own words (agent/backchannel.py repeats_the_bot). "Before" here
+  is the same code with that check off.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import zapvoice.agent.conversation as conversation_module  # noqa: E402
+
 from benchmarks.publish import provenance, publish, start  # noqa: E402
-from tests.support.backchannel import Outcome, Phrase, caller_audio, phrases, reference_frames, talk_over  # noqa: E402
+from tests.support.backchannel import (  # noqa: E402
+    Outcome,
+    Phrase,
+    caller_audio,
+    echo_turned_on,
+    phrases,
+    reference_frames,
+    talk_over,
+)
 from tests.support.real_models import RealModelsMissing, joe_voice, whisper_base_dir  # noqa: E402
 from tests.support.turn_taking import settings  # noqa: E402
 from zapvoice.composition import load_voices, load_whisper  # noqa: E402
@@ -89,6 +106,38 @@ def summary(results: list[tuple[Phrase, Outcome, Outcome]]) -> list[str]:
     return rows + [""]
 
 
+ECHO_PATHS = ((12, 0.02), (12, 0.08), (18, 0.08), (18, 0.12), (24, 0.08), (12, 0.2))
+
+
+@contextlib.contextmanager
+def without_own_words() -> Iterator[None]:
+    """Main's behaviour before the own-words check: no transcript is taken for the bot's echo."""
+    saved = conversation_module.repeats_the_bot
+    conversation_module.repeats_the_bot = lambda text, said: False
+    try:
+        yield
+    finally:
+        conversation_module.repeats_the_bot = saved
+
+
+def mid_call_echo(tts, voice, stt) -> list[str]:
+    rows = ["### The line starts to echo after the question (a speakerphone turned on mid-call)", "",
+            "The greeting plays over a clean line, so the echo detector finds none; from the question on, the line "
+            "brings the bot back (µ-law). Before: the same code without the own-words check.", "",
+            "| echo | own echo answered | reply played whole | reply audio waited for, ms | dropped as own echo | "
+            "Whisper heard (after) |", "|---|---:|---:|---:|---:|---|"]
+    for loss, delay in ECHO_PATHS:
+        with without_own_words():
+            before = echo_turned_on(tts, voice, stt, (loss, delay), delay_s=STT_S)
+        after = echo_turned_on(tts, voice, stt, (loss, delay), delay_s=STT_S)
+        print(f"echo {loss} dB {delay * 1000:.0f} ms: {before} → {after}", file=sys.stderr, flush=True)
+        rows.append(f"| {loss} dB, {delay * 1000:.0f} ms | {before.echo_answered} → **{after.echo_answered}** | "
+                    f"{flag(before.reply_whole)} → **{flag(after.reply_whole)}** | {before.missing_ms:.0f} → "
+                    f"**{after.missing_ms:.0f}** | {before.own_echo} → **{after.own_echo}** | "
+                    f"{'; '.join(after.transcripts)} |")
+    return rows + [""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few phrases of each kind")
@@ -113,11 +162,12 @@ def main() -> None:
         after = talk_over(tts, voice, stt, speech, full, delay_s=STT_S, **language)
         print(f"{phrase.label}: {before} → {after}", file=sys.stderr, flush=True)
         results.append((phrase, before, after))
+    echo_rows = mid_call_echo(tts, voice, stt)
     tts.close()
     stt.close()
     defaults = TurnSettings()
     wall = [s * 1000 for _, b, a in results for s in (*b.stt_wall_s, *a.stt_wall_s)]
-    report = [*summary(results), *per_phrase(results),
+    report = [*summary(results), *per_phrase(results), *echo_rows,
               f"Defaults: turns.barge_in_min_ms {defaults.barge_in_min_ms}, turns.backchannel_max_ms "
               f"{defaults.backchannel_max_ms}, turns.backchannels: {', '.join(defaults.backchannels)}. The reply is "
               f"{full * 60 / 1000:.1f} s of audio. Each transcription took {STT_S * 1000:.0f} ms of call time; "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.backchannel import Phrase, caller_audio, reference_frames, talk_over
+from tests.support.backchannel import Phrase, caller_audio, echo_turned_on, reference_frames, talk_over
 from tests.support.turn_taking import read_clip, settings
 from zapvoice.composition import load_voices
 
@@ -48,3 +48,13 @@ def test_a_real_sentence_over_the_reply_still_stops_it_and_is_answered(call, rea
     assert not outcome.kept and outcome.answered and outcome.lost_ms > 0, outcome
     assert outcome.stop_ms <= 300
     assert outcome.backchannels == 0
+
+
+
+@pytest.mark.parametrize("echo", [(12, 0.2), (24, 0.08)], ids=["12dB-200ms", "24dB-80ms"])
+def test_an_echo_that_starts_mid_call_is_not_answered(joe, real_engines, echo):
+    """A speakerphone turned on after the detector found no echo: real Whisper hears the bot's own words, which
+    are dropped, and the reply plays to its end."""
+    tts, voice = joe
+    outcome = echo_turned_on(tts, voice, real_engines[0], echo, delay_s=STT_S)
+    assert outcome.echo_answered == 0 and outcome.own_echo >= 1 and outcome.reply_whole, outcome

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from zapvoice.agent.gateway.codec import Encoding
 from zapvoice.providers.contracts import Engines, SpeechToText, Transcript
 
-from tests.support.call_rig import CallRig, HangUp, Say, UntilBotDone, Wait
+from tests.support.call_rig import CallRig, EchoOn, HangUp, Say, UntilBotDone, Wait
 from tests.support.clock import VirtualClock
 from tests.support.fake_engines import FakeChat, ScriptedReply
 from tests.support.speech import speak
@@ -123,6 +124,31 @@ def talk_over(tts, voice: Path, stt: SpeechToText, speech: np.ndarray, full_fram
         backchannels=rig.conversation.record.backchannels, stt_wall_s=timed.wall_s)
 
 
+@dataclass
+class EchoOutcome:
+    """A call whose line starts to echo after the question; times in ms."""
+
+    echo_answered: int  # turns answered that were the bot's own words coming back
+    reply_whole: bool  # the reply to the question played to its end
+    missing_ms: float  # reply audio the caller waited for (pauses)
+    own_echo: int  # utterances dropped as the bot's own words
+    transcripts: list[str]
+
+
+def echo_turned_on(tts, voice: Path, stt: SpeechToText, echo: tuple[float, float], *, delay_s: float = 0.0,
+                   **flat) -> EchoOutcome:
+    """The greeting over a clean line (the detector finds no echo), the question, then the line echoes the bot
+    `echo` (loss dB, delay s) through µ-law for the rest of the call: a speakerphone turned on mid-call."""
+    timed = TimedSTT(stt, None, delay_s)
+    script = [UntilBotDone(), Say(question()), EchoOn(echo), Wait(20.0), HangUp()]
+    result, _ = _play(tts, voice, timed, script, codec="mulaw", **flat)
+    events = result.rig.conversation.record
+    turns = events.turns
+    return EchoOutcome(echo_answered=len(turns) - 2, reply_whole=not result.cut_short()[1],
+                       missing_ms=result.missing_s(1) * 1000, own_echo=events.own_echoes,
+                       transcripts=[t.text.strip() for _, t in timed.heard[1:]])
+
+
 def _reply_frames(result: Call, finished_at: float | None) -> list[tuple[float, float]]:
     """(start, end) of the frames of the reply to the question, as played."""
     asked = result.rig.said[0][1]
@@ -137,14 +163,15 @@ class _Question:
         return Transcript("what are your opening hours", "en", samples.size / PIPELINE_RATE, speech=True)
 
 
-def _play(tts, voice: Path, stt: TimedSTT, script: list, **flat) -> tuple[Call, float | None]:
+def _play(tts, voice: Path, stt: TimedSTT, script: list, codec: Encoding | None = None,
+          **flat) -> tuple[Call, float | None]:
     """Run the call; returns it and the clock time the reply (the bot's second turn) was finished, cut or not."""
     clock = VirtualClock()
     stt.clock = clock
     finished: list[float] = []
     with tempfile.TemporaryDirectory() as records:
         llm = FakeChat(clock, [ScriptedReply(REPLY)] * 5, first_token_s=0.0, token_s=0.0)
-        rig = CallRig(clock, settings(Path(records), voice, **flat), Engines(stt, llm, tts))
+        rig = CallRig(clock, settings(Path(records), voice, **flat), Engines(stt, llm, tts), codec=codec)
         rig.conversation.record.listeners.append(
             lambda line: finished.append(clock.now()) if line["event"] == "turn" else None)
         rig.play(script, max_s=60.0)
