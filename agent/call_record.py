@@ -41,6 +41,8 @@ class CallRecord:
     def __init__(self, info: CallInfo, directory: Path | None):
         self.info = info
         self.turns: list[dict] = []
+        self.backchannels = 0  # times the caller talked over the bot with only "uh-huh" and was not answered
+        self.own_echoes = 0  # times the caller's line brought the bot's own words back
         self.listeners: list[Callable[[dict], None]] = []  # each line as it is written (the playground shows them)
         self.path = None
         if directory is not None:
@@ -68,10 +70,20 @@ class CallRecord:
     def barged_in(self) -> None:
         METRICS.barge_in(self.info.transport)
 
+    def backchannel(self, text: str) -> None:
+        """The caller said only `text` ("uh-huh") over the bot, which went on."""
+        self.backchannels += 1
+        self._write({"event": "backchannel", "text": text})
+
+    def own_echo(self, text: str) -> None:
+        """The caller's line brought the bot's own words back (an echo), heard as `text`; not answered."""
+        self.own_echoes += 1
+        self._write({"event": "own_echo", "text": text})
+
     def ended(self, reason: str, duration_s: float) -> None:
         METRICS.call_ended(self.info.transport, reason)
         self._write({"event": "call_ended", "reason": reason, "duration_s": round(duration_s, 2),
-                     "turns": len(self.turns)})
+                     "turns": len(self.turns), "backchannels": self.backchannels})
         log.info("call %s ended after %.1f s: %s", self.info.call_id, duration_s, reason)
 
     def _write(self, entry: dict) -> None:

@@ -10,8 +10,10 @@ Replies start speaking after the first sentence, not the whole answer. When the 
 the transcription starts early (speculative STT) and is thrown away if they go on. When the
 caller talks over the bot, output pauses at the onset; if the speech lasts barge_in_min_ms
 the reply is cancelled and only what the caller heard goes into the history, marked as
-interrupted; if it was a cough or a click, output resumes as soon as it is over. The bot's own
-echo on the caller's line is removed first (agent/echo.py), so it interrupts nothing.
+interrupted; if it was a cough or a click, output resumes as soon as it is over. With
+turns.backchannels, speech that lasts barge_in_min_ms first contests the reply instead
+(agent/backchannel.py): an "uh-huh" resumes it, other words cancel it. The bot's own echo on
+the caller's line is removed first (agent/echo.py), so it interrupts nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import numpy as np
+from zapvoice.agent.backchannel import Backchannels, Contest, repeats_the_bot
 from zapvoice.agent.call_record import CallRecord, TurnTimes
 from zapvoice.agent.clock import Clock, MonotonicClock
 from zapvoice.agent.echo import EchoCanceller
@@ -35,6 +38,7 @@ from zapvoice.providers.contracts import Engines, Message, Speech, ToolCall, Tra
 from zapvoice.providers.errors import ProviderError, UnknownVoice
 from zapvoice.providers.spoken_text import to_spoken
 
+from zapvoice.audio import PIPELINE_RATE
 from zapvoice.settings import AgentSettings, TurnSettings, VadSettings
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,7 @@ END_CALL_TOOL = {"type": "function", "function": {
                    "or the conversation is over.",
     "parameters": {"type": "object", "properties": {}}}}
 WATCH_S = 0.1  # how often the idle and call-length timers are checked
+ECHO_REACH_S = (2.0, 0.5)  # the bot's words an echo may repeat: this long before the far end's position, and after
 
 
 @dataclass(eq=False)
@@ -90,6 +95,9 @@ class Conversation:
         self._untranscribed: np.ndarray | None = None  # a turn whose reply was cancelled before STT finished
         self._interrupting = False  # output paused at a caller onset; barge-in not confirmed yet
         self._held = False  # output resumed over an open utterance too short to interrupt (so far)
+        self._heard_alone = False  # the current utterance was heard when it could not be the bot's echo
+        self._backchannels = Backchannels(turns.backchannels)
+        self._contest: Contest | None = None  # the caller talks over a paused, live reply; their words decide
         self._ignoring = False  # the current utterance talks over a reply that cannot be interrupted
         self._closing = False  # the farewell is under way
         self._hanging_up = False  # the call ends from our side: run() hangs up the line
@@ -135,6 +143,8 @@ class Conversation:
             samples = self.echo.cancel(samples)
         for event in self.end_of_turn.process(samples):
             self._on_vad(event)
+        if self.vad.in_speech and self.vad.quiet_ms == 0 and not self._could_be_echo():
+            self._heard_alone = True
         self._follow_short_sound()
 
     def stop(self, reason: str) -> None:
@@ -174,6 +184,7 @@ class Conversation:
         match event:
             case SpeechStarted():
                 self._quiet_since = self.clock.now()
+                self._heard_alone = False
                 if reply is None:
                     return
                 if reply.interruptible and self.turns.barge_in:
@@ -182,11 +193,17 @@ class Conversation:
                 else:
                     self._ignoring = True
             case PauseStarted(audio=audio, utterance=utterance):
-                if self.turns.speculative_stt and reply is None and not self._ignoring:
+                contest = self._contest
+                if self.turns.speculative_stt and (reply is None or contest is not None) and not self._ignoring:
                     self._drop_speculative()
                     self._speculative = (utterance, self._spawn(self._transcribe(audio)))
+                    if contest is not None:
+                        self._judge(contest)
             case SpeechResumed():
                 self._drop_speculative()
+                if self._contest is not None and self._contest.kept:  # more than a backchannel, maybe
+                    self._contest.kept = False
+                    self.playout.pause()
             case TurnEnded():
                 self._quiet_since = self.clock.now()
                 if self._closing:  # the farewell is under way: words after it are not answered
@@ -194,24 +211,49 @@ class Conversation:
                 if self._ignoring:
                     self._ignoring = False
                     return
+                if (self._interrupting or self._held) and not self._heard_alone:
+                    self._drop_echo()  # it died with the bot's audio: its echo, long enough to be a turn
+                    return
+                if self._held and self._backchannels.enabled:  # too short to contest, long enough to be a turn
+                    self._held, self._contest = False, Contest()
+                if self._contest is not None:
+                    self._contest_ended(event)
+                    return
                 if self._interrupting or self._held:  # held: output resumed over it, but it became a turn
                     self._barge_in()
                 self._idle_prompted = False
                 self._answer_turn(event)
             case NoiseDropped():
                 self._ignoring = False
+                if self._contest is not None:
+                    self._contest = None
+                    self._drop_speculative()
+                    self.playout.resume()
                 if self._interrupting:
+                    if not self._heard_alone and self.echo is not None:
+                        self.echo.suspect()
                     self._interrupting = False
                     self.playout.resume()
 
     def _follow_short_sound(self) -> None:
         """While output is paused at an onset: a barge-in once the sound lasts turns.barge_in_min_ms; output
         back once it has been quiet turns.resume_quiet_ms short of that (a cough costs the caller its length,
-        not the VAD's end silence); paused again if the same utterance goes on."""
-        if self._interrupting:
-            if self.vad.speech_ms >= self.turns.barge_in_min_ms:
+        not the VAD's end silence); paused again if the same utterance goes on. A contested reply is cancelled
+        once the speech lasts turns.backchannel_max_ms, words or not. Before the echo canceller knows whether
+        the line echoes, a sound counts only once it goes on after nothing the bot played can come back: the
+        caller goes on talking, an echo dies with the bot's audio."""
+        if self._contest is not None:
+            if self.vad.speech_ms >= self.turns.backchannel_max_ms:
                 self._barge_in()
-            elif self.vad.quiet_ms >= self.turns.resume_quiet_ms:
+        elif self._interrupting:
+            if self.vad.speech_ms >= self.turns.barge_in_min_ms and self._heard_alone:
+                if self._backchannels.enabled and self.vad.speech_ms < self.turns.backchannel_max_ms:
+                    self._interrupting, self._contest = False, Contest()
+                else:
+                    self._barge_in()
+            elif self.vad.quiet_ms >= self.turns.resume_quiet_ms and not self._could_be_echo():
+                if not self._heard_alone and self.echo is not None:
+                    self.echo.suspect()
                 self._interrupting, self._held = False, True
                 self.playout.resume()
         elif self._held and (not self.vad.in_speech or self.vad.quiet_ms == 0):
@@ -220,10 +262,20 @@ class Conversation:
                 self._interrupting = True
                 self.playout.pause()
 
+    def _could_be_echo(self) -> bool:
+        return self.echo is not None and self.echo.could_be_echo()
+
+    def _drop_echo(self) -> None:
+        self._held = False
+        if self._interrupting:
+            self._interrupting = False
+            self.playout.resume()
+
     def _barge_in(self, by_caller: bool = True) -> None:
         """The caller is really talking over the bot (or pressed keys; `by_caller` False: we end the call over
         it): cancel the reply, keep what was heard."""
         self._interrupting = self._held = False
+        self._contest = None
         if by_caller:
             self.record.barged_in()
         reply = self._reply
@@ -233,7 +285,59 @@ class Conversation:
                 reply.task.cancel()
         self.playout.clear()
 
-    def _answer_turn(self, turn: TurnEnded) -> None:
+    # --- a contested reply: backchannel or barge-in --------------------------------------------
+
+    def _judge(self, contest: Contest) -> None:
+        """Decide the contest on the current transcription (self._speculative) once it is done."""
+        assert self._speculative is not None
+        utterance, task = self._speculative
+        task.add_done_callback(lambda done: self._judged(contest, utterance, done))
+
+    def _judged(self, contest: Contest, utterance: int, task: asyncio.Task) -> None:
+        if self._contest is not contest or self._speculative != (utterance, task) or task.cancelled():
+            return  # decided meanwhile (keys, a long utterance), or the caller went on: a later transcript decides
+        text = "" if task.exception() is not None else task.result().text
+        echo = self._reply is not None and repeats_the_bot(text, self._said_near(self._reply))
+        if echo or self._backchannels.only_backchannels(text):
+            contest.kept, contest.text, contest.echo = True, text.strip(), echo
+            self.playout.resume()
+            if echo:  # the utterance ends here, dropped; what the line brings next is judged as possible echo
+                if self.echo is not None:
+                    self.echo.heard_itself()
+                if (ended := self.end_of_turn.vad.end_turn(utterance)) is not None:
+                    self._on_vad(ended)
+                    return
+            if contest.ended is not None:
+                self._drop_backchannel(contest)
+            return
+        self._barge_in()
+        if contest.ended is not None:
+            self._idle_prompted = False
+            self._answer_turn(contest.ended, decided_at=contest.ended_at)
+
+    def _contest_ended(self, turn: TurnEnded) -> None:
+        """The turn is over: a backchannel already heard is dropped; else its words, when known, decide."""
+        contest = self._contest
+        assert contest is not None
+        if contest.kept:
+            self._drop_backchannel(contest)
+            return
+        contest.ended, contest.ended_at = turn, self.clock.now()
+        if self._speculative is None or self._speculative[0] != turn.utterance:
+            self._drop_speculative()
+            self._speculative = (turn.utterance, self._spawn(self._transcribe(turn.audio)))
+            self._judge(contest)
+
+    def _drop_backchannel(self, contest: Contest) -> None:
+        """The caller only acknowledged the bot, or it was the bot's echo: no turn, nothing in the history."""
+        self._contest = None
+        self._speculative = None
+        if contest.echo:
+            self.record.own_echo(contest.text)
+        else:
+            self.record.backchannel(contest.text)
+
+    def _answer_turn(self, turn: TurnEnded, decided_at: float | None = None) -> None:
         audio = turn.audio
         speculative = None
         if self._speculative is not None and self._speculative[0] == turn.utterance:
@@ -243,8 +347,9 @@ class Conversation:
         if self._untranscribed is not None:  # the caller went on after a reply we cancelled unheard
             audio = np.concatenate([self._untranscribed, audio])
             speculative = None
-        # The VAD decided at turn.at_s, which is now: speech ended that much audio earlier.
-        times = TurnTimes(speech_end=self.clock.now() - (turn.at_s - turn.speech_end_s),
+        # The VAD decided at turn.at_s, which is now (or decided_at): speech ended that much audio earlier.
+        decided_at = self.clock.now() if decided_at is None else decided_at
+        times = TurnTimes(speech_end=decided_at - (turn.at_s - turn.speech_end_s),
                           speculative_stt=speculative is not None)
         reply = _Reply(times=times)
         self._start(reply, self._respond(reply, audio, speculative))
@@ -403,6 +508,18 @@ class Conversation:
             self.history.append({"role": "assistant", "content": said + (INTERRUPTED if interrupted else "")})
         if reply.times is not None or said:
             self.record.turn(reply.user, said, interrupted, reply.times)
+
+    def _said_near(self, reply: _Reply) -> str:
+        """The reply's words the far end played from ECHO_REACH_S[0] before its position to ECHO_REACH_S[1] after
+        (a word's place is estimated within its sentence): what an echo of the bot can bring back."""
+        played = self.playout.played_samples
+        low, high = played - ECHO_REACH_S[0] * PIPELINE_RATE, played + ECHO_REACH_S[1] * PIPELINE_RATE
+        near = []
+        for start, end, text in reply.sentences:
+            words = text.split()
+            places = (start + (end - start) * (k + 0.5) / len(words) for k in range(len(words)))
+            near += [word for word, at in zip(words, places, strict=True) if low <= at <= high]
+        return " ".join(near)
 
     def _heard(self, reply: _Reply) -> str:
         """The part of a cut reply the caller heard: whole sentences, then the words of the one cut

@@ -15,7 +15,16 @@ by 20-30 dB while the bot talks (which an energy VAD takes for speech). So an `E
 decides per call whether there is an echo, from how the line's 10 ms levels follow the
 reference's at the best delay (0-300 ms), and the VAD hears: the canceller's output once an echo
 was seen (for the rest of the call: a line keeps its echo), the line as it is once a window of
-the bot talking showed none, and until then (the first 2.3 s) the line through a level gate.
+the bot talking showed none, and until then (the first 2.3 s) the line as it is too, but with
+the bot's word on what it is: `could_be_echo()` says a sound may still be the echo of what the
+far end played in the last 300 ms. The conversation then pauses its output and listens: a caller
+goes on talking once nothing the bot played can come back, an echo dies with it. A sound that
+died so (`suspect()`) turns on a level gate for the rest of that time, so an echoing line costs
+one pause rather than a stutter. A level gate from the start cost callers who talked over the
+greeting on a clean line: measured, sentences 6 dB below the bot's level were not heard until
+the greeting ended. A line judged clean that starts to echo later (a speakerphone turned on) is
+caught by its words: a caller transcript that repeats the bot's last words (agent/backchannel.py)
+makes the detector judge again (`heard_itself()`), with the gate on meanwhile.
 Correlations measured (µ-law, 20-200 ms): 0.68-0.99 with echo 12-40 dB down, 0.06-0.19 with
 none; a caller talking over the bot blurs both, so "no echo" also needs the line to have stayed
 at its own level throughout the window.
@@ -47,9 +56,10 @@ LINE_FLOOR_DBFS = -70.0
 ECHO_CORRELATION = 0.6
 NO_ECHO_CORRELATION = 0.4
 QUIET_SPREAD_DB = 6.0  # the 10-90 % spread of a steady line's 10 ms levels (noise: about 2-3 dB)
-# Until the detector knows, a block is the caller only when louder than the loudest echo the bot's last
-# 300 ms could make on the worst line the agent is built for (12 dB down) by a margin; quieter blocks
-# are brought down to the line's own level (not to silence: the VAD's noise floor must not move).
+# Once a sound died with the bot's audio and until the detector knows, a block is the caller only when louder
+# than the loudest echo the bot's last 300 ms could make on the worst line the agent is built for (12 dB
+# down) by a margin; quieter blocks are brought down to the line's own level (not to silence: the VAD's
+# noise floor must not move).
 WORST_LOSS_DB = 12.0
 GATE_MARGIN_DB = 6.0
 _LAGS = np.arange(MAX_LAG_BLOCKS + 1)  # the blocks of the last 300 ms, newest first
@@ -77,11 +87,18 @@ class EchoDetector:
         self._last_band_dbfs = LINE_FLOOR_DBFS
         self.echo: bool | None = None
 
+    def bot_audible(self) -> bool:
+        """Whether the far end played the bot in the 300 ms before the block just added: its echo may be in it."""
+        return bool(self._recent_reference().max() >= TALK_DBFS)
+
+    def _recent_reference(self) -> np.ndarray:
+        return self._reference[(self._next - 1 - _LAGS) % self._reference.size]
+
     def gate_gain(self) -> float:
-        """For the block just added while the echo is not known: 1 if it is louder than any echo of what the
-        bot played could be, else the gain that brings it down to the line's own level (its 10th percentile)."""
-        recent = self._reference[(self._next - 1 - _LAGS) % self._reference.size]
-        if self._last_line_dbfs > recent.max() - WORST_LOSS_DB + GATE_MARGIN_DB:
+        """For the block just added while the echo is suspected, not known: 1 if it is louder than any echo of
+        what the bot played could be, else the gain that brings it down to the line's own level (its 10th
+        percentile)."""
+        if self._last_line_dbfs > self._recent_reference().max() - WORST_LOSS_DB + GATE_MARGIN_DB:
             return 1.0
         return float(10 ** (min(0.0, self.line_floor_dbfs() - self._last_band_dbfs) / 20))
 
@@ -157,7 +174,26 @@ class EchoCanceller:
         self._base = 0
         self._pending = np.zeros(0, np.float32)  # caller samples short of a block
         self._pending_start = 0  # timeline sample of the pending caller audio's first sample
+        self._suspected = False  # a sound died with the bot's audio while the detector did not know
         self.detector = EchoDetector(band_hz)
+
+    def could_be_echo(self) -> bool:
+        """Whether the newest caller audio may be the bot's echo: the detector does not know yet and the far end
+        played the bot within the echo delays it covers. Once an echo is known it is cancelled, and a line
+        known to have none carries only the caller."""
+        return self.detector.echo is None and self.detector.bot_audible()
+
+    def heard_itself(self) -> None:
+        """The caller's words were the bot's own: the line echoes after all, though the detector saw none (a
+        speakerphone turned on mid-call). It judges the line again, with the level gate on meanwhile."""
+        if self.detector.echo is False:
+            self.detector.echo = None
+        self._suspected = True
+
+    def suspect(self) -> None:
+        """A sound over the bot stopped when the bot's audio did: likely its echo. Until the detector knows,
+        blocks no louder than an echo could be are held to the line's level."""
+        self._suspected = True
 
     def played(self, frame: np.ndarray, start_s: float) -> None:
         """A frame of int16 audio the far end starts playing at clock time `start_s`."""
@@ -192,9 +228,9 @@ class EchoCanceller:
             if self.detector.echo:
                 cancelled = from_int16(np.frombuffer(capture.data, np.int16))
                 out[offset:offset + BLOCK] = cancelled * np.float32(self._up_to_floor(cancelled))
-            elif self.detector.echo is None:
+            elif self.detector.echo is None and self._suspected:
                 out[offset:offset + BLOCK] = block[offset:offset + BLOCK] * np.float32(self.detector.gate_gain())
-            else:  # no echo: the canceller kept in step, but the line is heard as it is
+            else:  # no echo, or none suspected yet: the canceller kept in step, but the line is heard as it is
                 out[offset:offset + BLOCK] = block[offset:offset + BLOCK]
         self._pending = block[whole:]
         self._pending_start = first + whole

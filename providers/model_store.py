@@ -166,10 +166,12 @@ class ModelStore:
         where = f"{(self.hub_url or HUB_URL).rstrip('/')}/{entry.repo}"
         return f"{where} ({entry.file})" if entry.file else where
 
-    def resolve(self, whisper: str | None, voices: list[str], download: bool) -> tuple[Path | None, dict[str, Path]]:
-        """The Whisper folder (None when `whisper` is None) and {voice name: .onnx} of every voice, fetching what
-        is missing when `download`. Every model is tried before giving up, so one ModelError names all that
-        failed, with the ways out (WAYS_OUT) when any is missing rather than broken."""
+    def resolve(self, whisper: str | None, voices: list[str], download: bool,
+                turn: str | None = None) -> tuple[Path | None, dict[str, Path], Path | None]:
+        """The Whisper folder (None when `whisper` is None), {voice name: .onnx} of every voice and the end-of-turn
+        model's .onnx (None when `turn` is None), fetching what is missing when `download`. Every model is tried
+        before giving up, so one ModelError names all that failed, with the ways out (WAYS_OUT) when any is
+        missing rather than broken."""
         problems: list[ModelError] = []
 
         def attempt(find, spec: str):
@@ -188,8 +190,9 @@ class ModelStore:
 
         whisper_dir = attempt(self.whisper_dir, whisper) if whisper is not None else None
         voice_files = dict(found for found in (attempt(self.voice_file, spec) for spec in voices) if found)
+        turn_file = attempt(self.turn_model_file, turn) if turn is not None else None
         if not problems:
-            return whisper_dir, voice_files
+            return whisper_dir, voice_files, turn_file
         if len(problems) == 1 and not isinstance(problems[0], ModelMissing):
             raise problems[0]
         lines = [f"{len(problems)} of the models cannot be used:" if len(problems) > 1 else "a model cannot be used:",
@@ -204,9 +207,9 @@ class ModelStore:
 
 WAYS_OUT = """Ways out:
   - use a model already on this machine: --whisper-model DIR (a faster-whisper folder), --voice FILE.onnx
-    (with its .onnx.json beside it)
+    (with its .onnx.json beside it), -c turns.smart_turn_model=FILE.onnx
   - fetch from a Hugging Face mirror: --hub-url URL (ZAPVOICE_MODELS__HUB_URL)
-  - on a machine that can reach the hub, run `zapvoice models pull` (same --whisper-model and --voice names),
+  - on a machine that can reach the hub, run `zapvoice models pull` (the same model names),
     then copy its model folder (~/.cache/zapvoice by default) to {root} here"""
 
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from zapvoice.agent.admission import CallSlots
 from zapvoice.agent.browser.server import Playground
 from zapvoice.providers.bearer import presented_token, token_matches
 from zapvoice.providers.client_gone import unless_client_leaves
@@ -61,17 +62,19 @@ class TtsRequest(BaseModel):
 
 
 def create_app(settings: Settings, engines: ServiceEngines,
-               alongside: Callable[[], AbstractAsyncContextManager] | None = None) -> FastAPI:
+               alongside: Callable[[CallSlots], AbstractAsyncContextManager] | None = None) -> FastAPI:
     """`engines`: the in-process ones (zapvoice.composition.service_engines), whose workers and
     cache /ready reports. `alongside`: something to run beside the service on the same engines
-    (the 4143 gateway), started with it and stopped before the engines are closed."""
+    (the 4143 gateway), given the process's call count, started with it and stopped before the
+    engines are closed."""
     llm_probe = LlmProbe(settings.llm)
-    playground = Playground(settings, engines)  # a browser conversation on this process's engines
+    slots = CallSlots(settings.agent.max_calls)  # one agent.max_calls for the playground and the gateway
+    playground = Playground(settings, engines, slots=slots)  # a browser conversation on this process's engines
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         await llm_probe.check_and_warn()
-        async with alongside() if alongside else nullcontext():
+        async with alongside(slots) if alongside else nullcontext():
             yield
         await playground.aclose()
         await llm_probe.aclose()

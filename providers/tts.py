@@ -34,6 +34,7 @@ class PiperTTS:
         self.default_voice = next(iter(self.voices))
         self.max_chars = settings.max_chars
         self.volume = settings.volume
+        self.noise_scale, self.noise_w_scale = settings.noise_scale, settings.noise_w_scale
         self.worker = BoundedWorker("tts", settings.concurrency, settings.queue)
         self.cache = SpeechCache(settings.cache_bytes)
 
@@ -78,7 +79,8 @@ class PiperTTS:
 
     def _synthesize(self, name: str, text: str, speed: float, rate: int) -> Speech:
         voice = self.voices[name]
-        config = SynthesisConfig(length_scale=voice.config.length_scale / speed, volume=self.volume)
+        config = SynthesisConfig(length_scale=voice.config.length_scale / speed, volume=self.volume,
+                                 noise_scale=self.noise_scale, noise_w_scale=self.noise_w_scale)
         chunks = [chunk.audio_float_array for chunk in voice.synthesize(text, syn_config=config)]
         if not chunks:
             raise ProviderError(422, "the text has nothing a voice can say")

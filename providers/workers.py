@@ -38,7 +38,7 @@ class BoundedWorker:
         self._clock = clock
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._mean_job_s: float | None = None  # moving average of finished jobs, for Retry-After
+        self._mean_job_s: float | None = None  # moving average of a job's time (a batch's share), for Retry-After
         gone = weakref.ref(self)  # the gauge reads the newest worker of this name; it does not keep it alive
         METRICS.queue_depth.labels(name).set_function(lambda: worker.in_flight if (worker := gone()) else 0)
 
@@ -80,12 +80,13 @@ class BoundedWorker:
         queued = max(0, self._in_flight - self.concurrency)
         return max(1, math.ceil(queued * (self._mean_job_s or 0.0) / self.concurrency))
 
-    def _timed(self, job: Callable[[], T]) -> T:
+    def _timed(self, job: Callable[[], T], jobs: int = 1) -> T:
+        """Runs `job`, which does the work of `jobs` queued jobs (a batch), and learns each one's share of its time."""
         started = self._clock()
         try:
             return job()
         finally:
-            took = self._clock() - started
+            took = (self._clock() - started) / jobs
             with self._lock:
                 self._mean_job_s = took if self._mean_job_s is None else 0.8 * self._mean_job_s + 0.2 * took
 
@@ -100,8 +101,9 @@ class BatchingWorker(BoundedWorker, Generic[Item, T]):
     (a cancelled speculative transcription) is never run. Plain `run` jobs share the same threads."""
 
     def __init__(self, name: str, concurrency: int, queue: int, max_batch: int,
-                 run_batch: Callable[[list[Item]], list[T | BaseException]]):
-        super().__init__(name, concurrency, queue)
+                 run_batch: Callable[[list[Item]], list[T | BaseException]],
+                 clock: Callable[[], float] = time.perf_counter):
+        super().__init__(name, concurrency, queue, clock)
         self.max_batch = max_batch
         self._run_batch = run_batch
         self._waiting: deque[tuple[Item, asyncio.Future[T]]] = deque()
@@ -135,7 +137,7 @@ class BatchingWorker(BoundedWorker, Generic[Item, T]):
         items = [item for item, _ in batch]
         try:
             results = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._timed, lambda: self._run_batch(items))
+                self._executor, self._timed, lambda: self._run_batch(items), len(items))
         except asyncio.CancelledError:
             for _, answer in batch:
                 answer.cancel()

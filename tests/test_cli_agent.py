@@ -3,17 +3,21 @@ as subprocesses against the fake ZuckZapGo."""
 
 from __future__ import annotations
 
-import os
+import asyncio
+import json
 import signal
 import subprocess
 import time
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
+from tests.conftest import TOKEN
 from tests.support.fake_zuckzapgo import build_fake_zuckzapgo
 from tests.support.servers import serve_in_thread
-from tests.test_cli import ZAPVOICE, free_port, run
+from tests.test_cli import free_port, run
+from tests.test_cli_gateway import start
 
 INSTANCE_TOKEN = "cli-instance-token-55e0"
 
@@ -65,32 +69,35 @@ def test_call_on_an_instance_not_in_manual_mode_says_how_to_fix_it(instance, mod
     assert result.returncode == 2 and "zapvoice zuckzapgo setup" in result.stderr
 
 
+def start_agent(instance, model_files, fake_llm, tmp_path, *args: str) -> tuple[subprocess.Popen, int]:
+    """`zapvoice agent` on a free port, once its first poll reached the instance; (the process, its port)."""
+    port = free_port()
+    process = start("agent", "--port", str(port), "--llm-url", f"{fake_llm.url}/v1", "--llm-model", "echo",
+                    "-c", f"agent.record_dir={tmp_path}", "-c", "zuckzapgo.poll_s=0.2", *models(model_files), *args,
+                    ready_url=f"http://127.0.0.1:{port}/health",
+                    env={"ZAPVOICE_ZUCKZAPGO_URL": instance.url, "ZAPVOICE_ZUCKZAPGO_TOKEN": INSTANCE_TOKEN},
+                    ready=lambda response: response.json()["zuckzapgo"] == "reachable")
+    return process, port
+
+
+def ring_until_greeted(instance) -> str:
+    """An inbound call on the fake instance, followed until the agent's greeting is heard; its id."""
+    call_id = httpx.post(f"{instance.url}/_fake/inbound", json={"from": "5521955554444"}).json()["callId"]
+    for _ in range(100):
+        report = httpx.get(f"{instance.url}/_fake/calls/{call_id}").json()
+        if report["heard_segments"]:
+            break
+        time.sleep(0.1)
+    assert report["answered_at"] is not None and report["heard_segments"], "no greeting"
+    return call_id
+
+
 @pytest.mark.parametrize("instance", [True], indirect=True)
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_agent_answers_a_call_and_hangs_up_when_stopped(instance, model_files, fake_llm, tmp_path, stop_signal):
-    port = free_port()
-    process = subprocess.Popen(
-        [ZAPVOICE, "agent", "--port", str(port), "--llm-url", f"{fake_llm.url}/v1", "--llm-model", "echo",
-         "-c", f"agent.record_dir={tmp_path}", "-c", "zuckzapgo.poll_s=0.2", *models(model_files)],
-        env={**os.environ, "ZAPVOICE_ZUCKZAPGO_URL": instance.url, "ZAPVOICE_ZUCKZAPGO_TOKEN": INSTANCE_TOKEN},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process, _ = start_agent(instance, model_files, fake_llm, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health").json()["zuckzapgo"] == "reachable":
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "the agent did not start"
-            time.sleep(0.1)
-        call_id = httpx.post(f"{instance.url}/_fake/inbound", json={"from": "5521955554444"}).json()["callId"]
-        for _ in range(100):
-            report = httpx.get(f"{instance.url}/_fake/calls/{call_id}").json()
-            if report["heard_segments"]:
-                break
-            time.sleep(0.1)
-        assert report["answered_at"] is not None and report["heard_segments"], "no greeting"
+        call_id = ring_until_greeted(instance)
     finally:
         process.send_signal(stop_signal)
         output, _ = process.communicate(timeout=30)
@@ -98,3 +105,21 @@ def test_agent_answers_a_call_and_hangs_up_when_stopped(instance, model_files, f
     assert httpx.get(f"{instance.url}/_fake/calls/{call_id}").json()["ended_by"] == "app"  # hung up on shutdown
     assert "answering call" in output and INSTANCE_TOKEN not in output
     assert list(tmp_path.rglob("*.jsonl"))
+
+
+@pytest.mark.parametrize("instance", [True], indirect=True)
+def test_a_zuckzapgo_call_takes_the_only_place_from_the_playground(instance, model_files, fake_llm, tmp_path):
+    process, port = start_agent(instance, model_files, fake_llm, tmp_path, "-c", "agent.max_calls=1",
+                                "-c", f"service.token={TOKEN}")
+
+    async def open_playground() -> dict:
+        async with connect(f"ws://127.0.0.1:{port}/playground/ws") as browser:
+            await browser.send(json.dumps({"type": "start", "token": TOKEN}))
+            return json.loads(await asyncio.wait_for(browser.recv(), 30))
+    try:
+        ring_until_greeted(instance)
+        refusal = asyncio.run(open_playground())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert refusal == {"type": "error", "error": "1 calls in progress (agent.max_calls)"}, output

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -15,13 +16,15 @@ from tests.support.gateway_caller import GatewayCaller
 from tests.test_cli import ZAPVOICE, free_port, run
 
 
-def start(*args: str, ready_url: str) -> subprocess.Popen:
-    process = subprocess.Popen([ZAPVOICE, *args], env=os.environ.copy(), stdout=subprocess.PIPE,
+def start(*args: str, ready_url: str, env: dict | None = None,
+          ready: Callable[[httpx.Response], bool] = lambda response: response.status_code == 200) -> subprocess.Popen:
+    """The command, once GET `ready_url` answers as `ready` wants."""
+    process = subprocess.Popen([ZAPVOICE, *args], env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(ready_url).status_code == 200:
+            if ready(httpx.get(ready_url)):
                 return process
         except httpx.TransportError:
             pass

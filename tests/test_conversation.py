@@ -139,7 +139,7 @@ def test_a_cough_costs_the_caller_only_its_own_length_of_bot_audio(tmp_path, utt
 def test_a_sound_resumed_over_that_turns_out_a_turn_still_interrupts_the_reply(tmp_path, utterance):
     """turns.barge_in_min_ms above vad.min_speech_ms: a 320 ms sound is too short to barge in, so output resumed,
     but long enough to be a turn. Its answer must replace the reply, not play beside it."""
-    call, _, _, _ = rig(tmp_path, [STORY, "Segunda resposta."], texts=["quero saber o horário", "hum"],
+    call, _, _, _ = rig(tmp_path, [STORY, "Segunda resposta."], texts=["quero saber o horário", "espera"],
                             barge_in_min_ms=400)
     call.play([UntilBotDone(), Say(utterance), Wait(3.0), Say(cough(320)), Wait(12.0), HangUp()], max_s=90)
     roles = [message["role"] for message in call.conversation.history]

@@ -94,7 +94,8 @@ def test_the_echo_is_removed_from_a_mulaw_line(bot):
     line = from_int16(decode(encode(to_int16(echoed(bot, 12, 0.08)), "mulaw"), "mulaw"))
     out, canceller = cancel_call(bot, line)
     assert canceller.detector.echo is True
-    assert level_dbfs(out[PIPELINE_RATE:]) < level_dbfs(line[PIPELINE_RATE:]) - 20
+    known = slice(3 * PIPELINE_RATE, out.size)  # the detector judged at 2.3 s
+    assert level_dbfs(out[known]) < level_dbfs(line[known]) - 20
 
 
 def test_on_a_line_without_echo_the_caller_is_passed_on_as_is(bot):
@@ -128,21 +129,44 @@ def test_the_greeting_and_a_reply_are_not_cut_by_their_own_echo(tmp_path):
 
 
 def test_without_the_canceller_the_echo_cuts_the_greeting(tmp_path):
-    call, stt = echo_rig(tmp_path, echo_cancellation=False)
+    # Backchannels off too: they keep a reply whose contest the VAD drops as noise, which this echo's can be.
+    call, stt = echo_rig(tmp_path, echo_cancellation=False, backchannels=[])
     call.play([Wait(5.0), HangUp()], max_s=60)
     assert Call(call, stt).cut_short()[0] is True
 
 
-def test_until_the_detector_knows_the_echo_is_held_to_the_lines_level_and_a_caller_is_not(bot):
+def test_until_the_detector_knows_the_line_passes_as_it_is_and_may_be_the_echo_while_the_bot_plays(bot):
+    line = echoed(bot, 12, 0.08)
+    clock = Clock()
+    canceller = EchoCanceller(clock, BAND_HZ)
+    canceller.played(bot[:PIPELINE_RATE], 0.0)  # one second of the bot, then it pauses
+    clock.t = 1.0
+    out = canceller.cancel(line[:PIPELINE_RATE])
+    assert canceller.detector.echo is None and canceller.could_be_echo()
+    assert np.array_equal(out, line[: out.size])
+    clock.t = 1.35
+    canceller.cancel(noise(0.35, -60.0, seed=5))
+    assert not canceller.could_be_echo()  # 350 ms after the bot stopped: no echo delay it covers (300 ms) reaches its audio
+
+
+def test_once_a_sound_died_with_the_bot_the_echo_is_held_to_the_lines_level_and_a_caller_is_not(bot):
     line = echoed(bot, 12, 0.08)
     caller = speak("Alô, alô!")[: PIPELINE_RATE // 2]
     line[PIPELINE_RATE: PIPELINE_RATE + caller.size] += caller
-    out, canceller = cancel_call(bot[: 2 * PIPELINE_RATE], line[: 2 * PIPELINE_RATE])
+    clock = Clock()
+    canceller = EchoCanceller(clock, BAND_HZ)
+    canceller.suspect()
+    out = []
+    for at in range(0, 2 * PIPELINE_RATE - 960 + 1, 960):
+        canceller.played(bot[at:at + 960], at / PIPELINE_RATE)
+        clock.t = (at + 960) / PIPELINE_RATE
+        out.append(canceller.cancel(line[at:at + 960]))
+    held = np.concatenate(out)
     assert canceller.detector.echo is None  # 2 s: the window is not full yet
     echo_only = slice(round(0.3 * PIPELINE_RATE), round(0.9 * PIPELINE_RATE))
-    assert level_dbfs(out[echo_only]) < level_dbfs(line[echo_only]) - 15
+    assert level_dbfs(held[echo_only]) < level_dbfs(line[echo_only]) - 15
     with_caller = slice(PIPELINE_RATE, PIPELINE_RATE + caller.size)
-    assert level_dbfs(out[with_caller]) > level_dbfs(line[with_caller]) - 3
+    assert level_dbfs(held[with_caller]) > level_dbfs(line[with_caller]) - 3
 
 
 def test_caller_audio_that_arrives_in_a_burst_is_placed_after_what_came_before(bot):

@@ -127,8 +127,7 @@ def test_in_smart_turn_mode_the_call_answers_right_after_the_pause_the_model_cal
 
 
 def test_the_model_file_comes_from_models_txt_or_a_local_path(tmp_path):
-    """models.txt names the model and its Hugging Face file; a missing one says what to run, and
-    `pull` fetches only that file (no .onnx.json as for a voice)."""
+    """models.txt names the model and its Hugging Face file; a missing one says what to run."""
     store = ModelStore(tmp_path / "models")
     entry = store.entry("turn", TurnSettings().smart_turn_model)
     assert (entry.repo, entry.file) == ("pipecat-ai/smart-turn-v3", "smart-turn-v3.2-cpu.onnx")
@@ -141,6 +140,11 @@ def test_the_model_file_comes_from_models_txt_or_a_local_path(tmp_path):
     assert store.turn_model_file(str(local), download=False) == local
 
 
+def test_pull_fetches_only_the_model_file(tmp_path):
+    """`zapvoice models pull smart-turn-v3.2` takes the one .onnx from the repository (no .onnx.json as for a
+    voice), where the store then finds it."""
+    store = ModelStore(tmp_path / "models")
+    entry = store.entry("turn", TurnSettings().smart_turn_model)
     served = {entry.file: b"\x08onnx" * 100, "README.md": b"# smart turn\n"}
     hub = serve_in_thread(build_fake_hub({entry.repo: served}))
     try:

@@ -78,6 +78,20 @@ def test_offline_every_missing_model_is_listed_with_its_source_and_the_ways_out(
     assert "Traceback" not in result.stderr and "check your internet connection" not in message
 
 
+def test_a_missing_end_of_turn_model_is_in_the_same_list(tmp_path, model_files):
+    """turns.end_of_turn = smart-turn without its model, beside a missing Whisper: one message names both."""
+    result = run("gateway", "--gateway-port", str(free_port()), "--model-dir", str(tmp_path),
+                 "--voice", str(model_files["pt_voice"]), "-c", "turns.end_of_turn=smart-turn")
+    assert result.returncode == 2
+    message = error_message(result.stderr)
+    assert message.startswith("zapvoice: 2 of the models cannot be used:")
+    assert "could not fetch whisper base from https://huggingface.co/Systran/faster-whisper-base" in message
+    assert "turn model smart-turn-v3.2 (from https://huggingface.co/pipecat-ai/smart-turn-v3 " \
+           f"(smart-turn-v3.2-cpu.onnx)) is not in {tmp_path}: run `zapvoice models pull smart-turn-v3.2 " \
+           f"--model-dir {tmp_path}`; not fetched: the hub did not answer for the one above" in message
+    assert "-c turns.smart_turn_model=FILE.onnx" in message and "Traceback" not in result.stderr
+
+
 @pytest.fixture(scope="module")
 def hub():
     running = serve_in_thread(build_fake_hub({SMALL.repo: INCOMPLETE_WHISPER_REPO, FABER.repo: VOICE_REPO}))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -17,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from zapvoice.agent.browser.records import calls_page, one_call
 from zapvoice.agent.browser.server import Playground
 from zapvoice.agent.zuckzapgo.webhook import create_agent_app
+from zapvoice.providers.service import create_app
 
 from tests.conftest import SCRIPTED_TEXT, TOKEN
 from tests.support.servers import serve_config_in_thread
@@ -214,6 +216,27 @@ def test_the_records_are_paged_newest_first_and_survive_a_cut_line(tmp_path):
             calls_page(tmp_path, page, per_page)
 
 
+def test_a_page_stats_only_the_records_of_the_days_it_spans(tmp_path, monkeypatch):
+    """Day folders sort by name, call ids do not: a page orders (stats) one day's files, not the whole history."""
+    for day, calls in (("2026-01-03", 3), ("2026-01-02", 3), ("2026-01-01", 50)):
+        for n in range(calls):
+            write_record(tmp_path, day, f"{day}-call-{n}", [{"event": "call_started"}], mtime=1000 + n)
+    stated: list[Path] = []
+    real_stat = Path.stat
+
+    def stat(path, *args, **kwargs):
+        stated.append(path)
+        return real_stat(path, *args, **kwargs)
+    monkeypatch.setattr(Path, "stat", stat)
+    first, second = calls_page(tmp_path, 1, 2), calls_page(tmp_path, 2, 2)
+    records = {path.parent.name for path in stated if path.suffix == ".jsonl"}
+    assert records == {"2026-01-03", "2026-01-02"}  # never the 50 calls of the first day
+    assert [c["id"] for c in first["calls"] + second["calls"]] == [
+        "2026-01-03/2026-01-03-call-2", "2026-01-03/2026-01-03-call-1", "2026-01-03/2026-01-03-call-0",
+        "2026-01-02/2026-01-02-call-2"]
+    assert (first["total"], first["pages"]) == (56, 28)
+
+
 def test_the_bot_ends_the_call_after_its_goodbye_is_heard(make_service, tmp_path):
     service = make_service(llm_model="goodbye", agent_record_dir=tmp_path / "calls", agent_greeting="")
 
@@ -284,3 +307,25 @@ def test_a_message_far_larger_than_a_frame_closes_the_connection(playground):
                     await asyncio.wait_for(ws.recv(), 30)
             return closed.value.rcvd.code
     assert asyncio.run(attempt()) == 1009  # message too big
+
+
+def test_a_call_cut_by_the_shutdown_is_recorded_as_zapvoice_stopping(make_settings, tmp_path):
+    """uvicorn closes the page's socket (1012) before the service's lifespan ends: that is not the page leaving."""
+    settings = make_settings(agent_record_dir=tmp_path, agent_idle_prompt_s=60.0)
+    service = serve_config_in_thread(server_config(create_app(settings, service_engines(settings)), settings.service,
+                                                   host="127.0.0.1", port=0))
+
+    async def call() -> int:
+        async with connect(f"{service.ws_url}/playground/ws") as ws:
+            await ws.send(json.dumps({"type": "start", "token": TOKEN}))
+            assert (await next_event(ws, []))["type"] == "ready"
+            stopping = asyncio.create_task(asyncio.to_thread(service.stop))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 30)
+            await stopping
+            return closed.value.rcvd.code
+    assert asyncio.run(call()) == 1012
+    (record,) = tmp_path.rglob("*.jsonl")
+    ended = [json.loads(line) for line in record.read_text().splitlines()][-1]
+    assert ended["event"] == "call_ended" and ended["reason"] == "zapvoice stopped"

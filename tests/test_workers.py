@@ -128,6 +128,36 @@ def test_an_item_whose_caller_gave_up_while_waiting_never_runs():
     worker.shutdown()
 
 
+def test_retry_after_counts_a_batch_as_the_jobs_it_did():
+    """Each utterance costs 0.25 s, alone or in a batch: three in one 0.75 s pass are three 0.25 s jobs of the
+    drain estimate, not one job of 0.75 s."""
+    clock = SteppedClock()
+    release = threading.Event()
+    release.set()
+
+    def decode(items: list[str]) -> list[str | BaseException]:
+        release.wait()
+        clock.take(0.25 * len(items))
+        return items
+
+    worker = BatchingWorker("stt", 1, 8, max_batch=4, run_batch=decode, clock=clock)
+
+    async def scenario() -> ProviderError:
+        await asyncio.gather(*(worker.run_batched(item) for item in "abcd"))  # "a" alone, then "bcd" together
+        release.clear()
+        holders = [asyncio.ensure_future(worker.run_batched(item)) for item in "efghijklm"]
+        await asyncio.sleep(0)
+        with pytest.raises(ProviderError) as refused:
+            await worker.run_batched("n")
+        release.set()
+        await asyncio.gather(*holders)
+        return refused.value
+
+    refused = asyncio.run(scenario())
+    assert refused.headers == {"Retry-After": "2"}  # 8 queued × 0.25 s; counted per batch it said 3
+    worker.shutdown()
+
+
 def test_a_batching_worker_admits_like_a_bounded_one():
     held = HeldBatches()
     worker = BatchingWorker("stt", 1, 1, max_batch=8, run_batch=held)

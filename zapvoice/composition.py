@@ -45,7 +45,7 @@ def service_engines(settings: Settings, download: bool | None = None) -> Service
     """The service's engines, all in process: resolve, fetch if allowed, load and warm every model;
     ModelError says what to run when one is unusable (every missing model at once)."""
     started = time.perf_counter()
-    whisper_dir, voice_files = _resolve(settings, download, whisper=True, voices=True)
+    whisper_dir, voice_files, _ = _resolve(settings, download, whisper=True, voices=True)
     assert whisper_dir is not None  # resolved with whisper=True
     stt = _whisper(settings, whisper_dir)
     tts = _voices(settings, voice_files)
@@ -58,9 +58,10 @@ def agent_engines(settings: Settings) -> Engines:
     """The agent's engines: each loaded here or connected over HTTP; ModelError when a local model is unusable."""
     token = settings.agent.provider_token.get_secret_value() if settings.agent.provider_token else None
     timeout = settings.agent.provider_timeout_s
-    whisper_dir, voice_files = _resolve(settings, None, whisper=not settings.stt.url, voices=not settings.tts.url)
-    # Found (or fetched) before anything slow is loaded, like the other models.
-    turn_file = _turn_model_file(settings) if settings.turns.end_of_turn == "smart-turn" else None
+    # Every model found (or fetched) before anything slow is loaded; one message lists all that are missing.
+    whisper_dir, voice_files, turn_file = _resolve(settings, None, whisper=not settings.stt.url,
+                                                   voices=not settings.tts.url,
+                                                   turn=settings.turns.end_of_turn == "smart-turn")
     stt: SpeechToText
     if settings.stt.url:
         stt = ContractSTT(settings.stt.url, token, timeout)
@@ -70,6 +71,7 @@ def agent_engines(settings: Settings) -> Engines:
     tts = ContractTTS(settings.tts.url, token, timeout) if settings.tts.url else _voices(settings, voice_files)
     llm = ContractChat(settings.llm.url, token, timeout) if settings.llm.is_contract else OpenAIChat(settings.llm)
     turn = _turn_model(settings, turn_file) if turn_file is not None else None
+    _warn_short_queues(settings)
     log.info("agent engines: stt %s, llm %s, tts %s, end of turn %s",
              settings.stt.url or f"whisper {settings.stt.whisper_model}", settings.llm.url,
              settings.tts.url or ", ".join(settings.tts.voices),
@@ -77,9 +79,18 @@ def agent_engines(settings: Settings) -> Engines:
     return Engines(stt, llm, tts, turn)
 
 
+def _warn_short_queues(settings: Settings) -> None:
+    """An in-process engine that refuses while calls are admitted makes some callers hear the error reply."""
+    for name, section, remote in (("stt", settings.stt, settings.stt.url), ("tts", settings.tts, settings.tts.url)):
+        if not remote and section.concurrency + section.queue < settings.agent.max_calls:
+            log.warning("%s.concurrency + %s.queue (%d) is below agent.max_calls (%d): when that many calls need "
+                        "it at once, some get the error reply instead of waiting; raise %s.queue",
+                        name, name, section.concurrency + section.queue, settings.agent.max_calls, name)
+
+
 def load_whisper(settings: Settings, download: bool | None = None) -> WhisperSTT:
     """The configured Whisper model, fetched if allowed, loaded and warmed."""
-    whisper_dir, _ = _resolve(settings, download, whisper=True, voices=False)
+    whisper_dir, _, _ = _resolve(settings, download, whisper=True, voices=False)
     assert whisper_dir is not None  # resolved with whisper=True
     return _whisper(settings, whisper_dir)
 
@@ -89,11 +100,12 @@ def load_voices(settings: Settings, download: bool | None = None) -> PiperTTS:
     return _voices(settings, _resolve(settings, download, whisper=False, voices=True)[1])
 
 
-def _resolve(settings: Settings, download: bool | None, whisper: bool, voices: bool) -> tuple[Path | None, dict]:
+def _resolve(settings: Settings, download: bool | None, whisper: bool, voices: bool,
+             turn: bool = False) -> tuple[Path | None, dict, Path | None]:
     store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
     download = settings.models.auto_download if download is None else download
     return store.resolve(settings.stt.whisper_model if whisper else None, settings.tts.voices if voices else [],
-                         download)
+                         download, turn=settings.turns.smart_turn_model if turn else None)
 
 
 def _whisper(settings: Settings, whisper_dir: Path) -> WhisperSTT:
@@ -116,13 +128,9 @@ def _voices(settings: Settings, voice_files: dict[str, Path]) -> PiperTTS:
 
 def load_turn_model(settings: Settings, download: bool | None = None) -> SmartTurn:
     """The end-of-turn model (turns.smart_turn_model), fetched if allowed, loaded and warmed."""
-    return _turn_model(settings, _turn_model_file(settings, download))
-
-
-def _turn_model_file(settings: Settings, download: bool | None = None) -> Path:
-    store = ModelStore(settings.models.dir, hub_url=settings.models.hub_url)
-    download = settings.models.auto_download if download is None else download
-    return store.turn_model_file(settings.turns.smart_turn_model, download)
+    turn_file = _resolve(settings, download, whisper=False, voices=False, turn=True)[2]
+    assert turn_file is not None  # resolved with turn=True
+    return _turn_model(settings, turn_file)
 
 
 def _turn_model(settings: Settings, model_file: Path) -> SmartTurn:

@@ -209,7 +209,10 @@ class STTSettings(Section):
         "stt.max_note_s of 48 kHz stereo (413 beyond).",
     )
     concurrency: int = Field(1, ge=1, description="Transcriptions (or batches of them) run at once.")
-    queue: int = Field(8, ge=0, description="Transcriptions allowed to wait; more get 503 + Retry-After.")
+    queue: int = Field(
+        20, ge=0, description="Transcriptions allowed to wait; more get 503 + Retry-After. The default lets every "
+        "call of agent.max_calls wait its turn: a refused turn costs the caller an error reply and a repeat.",
+    )
     max_batch: int = Field(
         4, ge=1, description="Short utterances that waited together are decoded in one Whisper pass, this many at "
         "most (greedy decoding only); 1 decodes each alone.",
@@ -292,12 +295,22 @@ class TTSSettings(Section):
         description="Peak level of speech. Piper scales every sentence to full scale; headroom keeps resampling "
         "and the line codec from clipping.",
     )
+    noise_scale: float | None = Field(
+        None, ge=0, description="Piper's variation of the voice's sound (its noise_scale); unset: the voice's own "
+        "(0.667 for most). 0 together with tts.noise_w_scale 0 says a text the same way every time.",
+    )
+    noise_w_scale: float | None = Field(
+        None, ge=0, description="Piper's variation of phoneme lengths (its noise_w); unset: the voice's own.",
+    )
     max_chars: int = Field(2000, ge=1, description="Longest text /tts accepts (422 beyond).")
     cache_bytes: int = Field(
         64 * 1024 * 1024, ge=0, description="Memory for cached speech (greetings come back instantly). 0 disables."
     )
     concurrency: int = Field(1, ge=1, description="Syntheses run at once.")
-    queue: int = Field(16, ge=0, description="Syntheses allowed to wait; more get 503 + Retry-After.")
+    queue: int = Field(
+        20, ge=0, description="Syntheses allowed to wait; more get 503 + Retry-After. The default lets every call "
+        "of agent.max_calls have its next sentence waiting.",
+    )
     url: str | None = Field(
         None, description="Agent: a provider's /tts URL (HTTP contract) instead of Piper in process."
     )
@@ -393,6 +406,21 @@ class TurnSettings(Section):
         description="Quiet after a sound too short to interrupt (turns.barge_in_min_ms) before paused output "
         "resumes where it stopped; the sound's utterance stays open, so speech that goes on pauses it again.",
     )
+    backchannels: CommaList = Field(
+        ["uh-huh", "mm-hmm", "mhm", "mm", "hmm", "ah", "aha", "oh", "yeah", "yes", "yep", "okay", "ok",
+         "right", "alright", "i see", "got it", "sure", "aham", "uhum", "hum", "sim", "tá", "tá bom", "tá certo",
+         "certo", "entendi", "entendo", "beleza", "isso", "claro", "pois é"],
+        description="What the caller may say over the bot without interrupting it (\"uh-huh\", \"tá\"): when "
+        "the transcript of speech over a reply is made only of these (case and punctuation ignored, accents "
+        "not; a letter repeated counts once: hmmm is hmm), the paused reply resumes where it stopped and the "
+        "words are not answered. Output still pauses at the onset; anything else interrupts. Empty disables: "
+        "then turns.barge_in_min_ms of speech interrupts.",
+    )
+    backchannel_max_ms: int = Field(
+        1000, ge=20,
+        description="An utterance over the bot that lasts longer than this (from its onset, pauses included) "
+        "interrupts at once, without waiting for its words to be a backchannel (turns.backchannels).",
+    )
     echo_cancellation: bool = Field(
         True,
         description="Remove the bot's own voice coming back on the caller's line (WebRTC AEC3, on calls where a "
@@ -425,6 +453,16 @@ class TurnSettings(Section):
         description="In smart-turn mode, silence that ends the turn whatever the model said (replaces "
         "vad.end_silence_ms, which still applies to a pause the model could not judge, e.g. when it is busy).",
     )
+
+    _split = field_validator("backchannels", mode="before")(_split_commas)
+
+    @field_validator("backchannels")
+    @classmethod
+    def _check_backchannels(cls, phrases: list[str]) -> list[str]:
+        wordless = [phrase for phrase in phrases if not re.search(r"\w", phrase)]
+        if wordless:
+            raise ValueError(f"backchannel phrases need a word (punctuation is ignored): {wordless}")
+        return phrases
 
 
 class AgentSettings(Section):
@@ -466,7 +504,8 @@ class AgentSettings(Section):
         True, description="Offer the LLM an end_call tool (OpenAI tools API); dropped if the model refuses tools."
     )
     max_call_s: float = Field(600.0, gt=0, description="Longest call; then the farewell and a hangup.")
-    max_calls: int = Field(20, ge=1, description="Calls handled at once; more are declined.")
+    max_calls: int = Field(20, ge=1, description="Calls handled at once by the process, counted over all its "
+                           "transports (gateway, ZuckZapGo, playground); more are declined.")
     record_dir: Path | None = Field(
         Path("calls"),
         description="Folder of the per-call JSON-lines records (transcript and turn timings); a relative path "

@@ -11,14 +11,16 @@ from zapvoice.agent.browser.line import BrowserLine
 from zapvoice.agent.browser.protocol import PlaygroundSocket
 from zapvoice.agent.clock import Clock
 from zapvoice.agent.conversation import Conversation
+from zapvoice.agent.inbound_pacing import RealTimeGate
 from zapvoice.agent.line import CallInfo
 from zapvoice.providers.contracts import Engines
 
-from zapvoice.audio import from_int16
+from zapvoice.audio import PIPELINE_RATE, from_int16
 from zapvoice.settings import Settings
 
 log = logging.getLogger(__name__)
 
+MAX_AHEAD_S = 2.0  # how far the page's microphone may run ahead of real time, as gateway.max_ahead_s's default
 TURN_FIELDS = ("user", "assistant", "interrupted", "stt_ms", "first_token_ms", "first_audio_ms", "speculative_stt")
 
 
@@ -28,8 +30,11 @@ class BrowserCall:
         self.socket = socket
         self.info = info
         self.line = BrowserLine(socket)
+        socket.label = f"call {info.call_id}"
         self.conversation = Conversation(self.line, engines, info, agent=settings.agent, turns=settings.turns,
                                          vad=settings.vad, language=settings.stt.language, clock=clock)
+        self.inbound = RealTimeGate(socket, PIPELINE_RATE * 2, MAX_AHEAD_S, self.conversation.clock,
+                                    "the playground's max_ahead_s")  # s16le: 2 bytes a sample
         self.conversation.record.listeners.append(self._recorded)
         self._events: set[asyncio.Task] = set()
         self._leftover = b""
@@ -60,6 +65,8 @@ class BrowserCall:
                     return
                 else:
                     log.info("call %s: ignored a %r message from the page", self.info.call_id, item["type"][:40])
+            if self.socket.server_stopping:  # uvicorn closes the sockets before the lifespan ends (aclose)
+                reason = "zapvoice stopped"
         except Exception:
             log.exception("call %s: cannot take the page's input", self.info.call_id)
             reason = "internal error"
@@ -67,7 +74,10 @@ class BrowserCall:
             self.conversation.stop(reason)
 
     def _hear(self, message: bytes) -> None:
-        """s16le of any length: an odd byte waits for the next message."""
+        """s16le of any length: an odd byte waits for the next message. Audio faster than real time is dropped
+        first, as the gateway drops it."""
+        if not self.inbound.admit(message):
+            return
         data = self._leftover + message
         usable = len(data) - len(data) % 2
         self._leftover = data[usable:]

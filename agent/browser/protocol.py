@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 FRAME_BYTES = 1920  # 60 ms at 16 kHz s16le, as ZuckZapGo's media socket carries it
 POLICY_VIOLATION = 1008  # close code of a refused start (wrong token, no start message)
+SERVICE_RESTART = 1012  # uvicorn closes every WebSocket with it on shutdown (a browser page cannot send it)
 MAX_CONTROL_CHARS = 4096
 
 
@@ -69,7 +70,10 @@ class PlaygroundSocket:
     def __init__(self, ws: WebSocket):
         self.ws = ws
         self.closed = False
+        self.server_stopping = False  # the page's socket was closed by the server shutting down, not by the page
+        self.label = "playground"  # "call <id>" once the call has one
         self._sending = asyncio.Lock()
+        self._warned: set[str] = set()
 
     async def start(self, access: Access, timeout_s: float) -> None:
         """Accept the connection and wait for a `start` with the right token; Refused otherwise."""
@@ -98,6 +102,7 @@ class PlaygroundSocket:
                 return None
             if message["type"] == "websocket.disconnect":
                 self.closed = True
+                self.server_stopping = message.get("code") == SERVICE_RESTART
                 return None
             if message.get("bytes") is not None:
                 return message["bytes"]
@@ -105,6 +110,12 @@ class PlaygroundSocket:
                 return control(message.get("text") or "")
             except Refused as exc:
                 log.info("playground: ignored %s", exc)
+
+    def warn_once(self, kind: str, message: str) -> None:
+        """Log a page's misbehaviour once per kind and connection (a flood of it must not flood the log)."""
+        level = logging.DEBUG if kind in self._warned else logging.WARNING
+        self._warned.add(kind)
+        log.log(level, "%s: %s", self.label, message)
 
     async def event(self, kind: str, **fields: object) -> None:
         await self._send(text=json.dumps({"type": kind, **fields}, ensure_ascii=False))

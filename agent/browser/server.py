@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from zapvoice.agent.admission import CallSlots
 from zapvoice.agent.browser.call import BrowserCall
 from zapvoice.agent.browser.protocol import FRAME_BYTES, Access, PlaygroundSocket, Refused
 from zapvoice.agent.browser.records import MAX_PER_PAGE, NoSuchCall, calls_page, one_call
@@ -37,12 +38,15 @@ PER_PAGE = 20
 
 
 class Playground:
-    """The browser calls of one process, on its engines; `aclose()` ends them (the server is stopping)."""
+    """The browser calls of one process, on its engines; `aclose()` ends them (the server is stopping).
+    `slots`: the process's agent.max_calls, when another transport shares the engines."""
 
-    def __init__(self, settings: Settings, engines: Engines, clock: Clock | None = None):
+    def __init__(self, settings: Settings, engines: Engines, clock: Clock | None = None,
+                 slots: CallSlots | None = None):
         self.settings = settings
         self.engines = engines
         self.clock = clock
+        self.slots = slots or CallSlots(settings.agent.max_calls)
         self.access = Access(settings.service.token.get_secret_value() if settings.service.token else None,
                              settings.service.allow_no_auth)
         self.calls: set[BrowserCall] = set()
@@ -61,8 +65,8 @@ class Playground:
         socket = PlaygroundSocket(ws)
         try:
             await socket.start(self.access, START_TIMEOUT_S)
-            if len(self.calls) >= self.settings.agent.max_calls:
-                raise Refused(f"{len(self.calls)} calls in progress (agent.max_calls)")
+            if self.slots.full:
+                raise Refused(f"{self.slots.taken} calls in progress (agent.max_calls)")
         except Refused as exc:
             log.info("playground connection refused: %s", exc)
             await socket.refuse(str(exc))
@@ -73,8 +77,9 @@ class Playground:
         call = BrowserCall(socket, info, self.settings, self.engines, self.clock)
         self.calls.add(call)
         try:
-            await socket.event("ready", call_id=info.call_id, sample_rate=PIPELINE_RATE, frame_bytes=FRAME_BYTES)
-            await call.run()
+            with self.slots.held():
+                await socket.event("ready", call_id=info.call_id, sample_rate=PIPELINE_RATE, frame_bytes=FRAME_BYTES)
+                await call.run()
         finally:
             self.calls.discard(call)
 

@@ -13,9 +13,9 @@ import logging
 from zapvoice.agent.clock import Clock
 from zapvoice.agent.conversation import Conversation
 from zapvoice.agent.gateway.codec import EdgeAudio, bytes_per_s
-from zapvoice.agent.gateway.inbound_pacing import RealTimeGate
 from zapvoice.agent.gateway.line import GatewayLine
 from zapvoice.agent.gateway.protocol import Dtmf, GatewaySocket, Hangup
+from zapvoice.agent.inbound_pacing import RealTimeGate
 from zapvoice.agent.line import CallInfo
 from zapvoice.providers.contracts import Engines
 
@@ -30,7 +30,7 @@ class AgentCall:
         self.edge = EdgeAudio(settings.gateway.sample_rate, settings.gateway.encoding)
         self.line = GatewayLine(socket, self.edge, settings.gateway, clock)
         self.inbound = RealTimeGate(socket, bytes_per_s(self.edge.rate, self.edge.encoding),
-                                    settings.gateway.max_ahead_s, clock)
+                                    settings.gateway.max_ahead_s, clock, "gateway.max_ahead_s")
         self.conversation = Conversation(self.line, engines, info, agent=settings.agent, turns=settings.turns,
                                          vad=settings.vad, language=settings.stt.language, clock=clock)
         self.actions = dict(action.split("=", 1) for action in settings.gateway.dtmf_actions)

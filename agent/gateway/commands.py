@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
+from zapvoice.agent.admission import CallSlots
 from zapvoice.agent.clock import Clock, MonotonicClock
 from zapvoice.agent.command_support import load_engines, stop_on_signals
 from zapvoice.agent.gateway.call import AgentCall
@@ -27,9 +28,9 @@ log = logging.getLogger(__name__)
 
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, engines: Engines | None, clock: Clock | None = None,
-                  llm: LlmProbe | None = None) -> AsyncIterator[GatewayServer]:
+                  llm: LlmProbe | None = None, slots: CallSlots | None = None) -> AsyncIterator[GatewayServer]:
     """The gateway server until the block ends, its calls held by the agent on `engines` (None: the echo);
-    `llm`: checked now, and shown by /health."""
+    `llm`: checked now, and shown by /health; `slots`: the process's call count when other transports share it."""
     clock = clock or MonotonicClock()
     if engines is None:
         def handle(socket: GatewaySocket, info: CallInfo):  # the same signature as the agent's; the echo needs no info
@@ -43,14 +44,16 @@ async def serving(settings: Settings, engines: Engines | None, clock: Clock | No
     token = settings.service.token.get_secret_value() if settings.service.token else None
     if llm is not None:
         await llm.check_and_warn()
-    async with GatewayServer(settings.gateway, handle, settings.agent.max_calls, metrics=settings.service.metrics,
+    slots = slots or CallSlots(settings.agent.max_calls)
+    async with GatewayServer(settings.gateway, handle, slots, metrics=settings.service.metrics,
                              token=token, llm_status=llm.current if llm else None) as server:
         yield server
 
 
-def beside_service(settings: Settings, engines: Engines) -> Callable[[], AbstractAsyncContextManager]:
-    """The gateway for `zapvoice serve`, its agent on the service's own engines."""
-    return lambda: serving(settings, engines)
+def beside_service(settings: Settings, engines: Engines) -> Callable[[CallSlots], AbstractAsyncContextManager]:
+    """The gateway for `zapvoice serve`, its agent on the service's own engines and its calls counted with the
+    playground's."""
+    return lambda slots: serving(settings, engines, slots=slots)
 
 
 def run_gateway(settings: Settings, echo: bool) -> int:

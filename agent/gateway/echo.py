@@ -14,8 +14,8 @@ import logging
 from websockets.exceptions import ConnectionClosed
 from zapvoice.agent.clock import Clock
 from zapvoice.agent.gateway.codec import bytes_per_s
-from zapvoice.agent.gateway.inbound_pacing import RealTimeGate
 from zapvoice.agent.gateway.protocol import Dtmf, GatewaySocket, Hangup
+from zapvoice.agent.inbound_pacing import RealTimeGate
 
 from zapvoice.settings import GatewaySettings
 
@@ -31,7 +31,7 @@ class EchoCall:
         self.settings = settings
         self.clock = clock
         self.inbound = RealTimeGate(socket, bytes_per_s(settings.sample_rate, settings.encoding),
-                                    settings.max_ahead_s, clock)
+                                    settings.max_ahead_s, clock, "gateway.max_ahead_s")
 
     async def run(self) -> str:
         """Echo until the caller hangs up or the time is up; why it ended (the server sends the hangup)."""

@@ -18,6 +18,7 @@ from http import HTTPStatus
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from zapvoice.agent.admission import CallSlots
 from zapvoice.agent.gateway.protocol import GatewaySocket, Hangup, IncomingCall
 from zapvoice.agent.line import CallInfo
 from zapvoice.providers.metrics import scrape
@@ -31,18 +32,19 @@ MAX_MESSAGE_BYTES = 1 << 20
 
 
 class GatewayServer:
-    """`async with GatewayServer(settings, handler, max_calls) as server:` listens until the block ends, then hangs up
+    """`async with GatewayServer(settings, handler, slots) as server:` listens until the block ends, then hangs up
     every call."""
 
-    def __init__(self, settings: GatewaySettings, handle: CallHandler, max_calls: int, metrics: str = "off",
+    def __init__(self, settings: GatewaySettings, handle: CallHandler, slots: CallSlots, metrics: str = "off",
                  token: str | None = None, llm_status: Callable[[], dict] | None = None):
-        """`metrics` and `token`: service.metrics and service.token, for GET /metrics on the gateway's port.
-        `llm_status`: what /health says of the LLM (providers.llm_check)."""
+        """`slots`: the process's agent.max_calls, shared with its other transports. `metrics` and `token`:
+        service.metrics and service.token, for GET /metrics on the gateway's port. `llm_status`: what /health
+        says of the LLM (providers.llm_check)."""
         self.settings = settings
         self.llm_status = llm_status
         self.metrics = metrics
         self.token = token
-        self.max_calls = max_calls
+        self.slots = slots
         self.handle = handle
         self.calls: set[GatewaySocket] = set()  # answered and in progress
         self._server: Server | None = None
@@ -120,19 +122,22 @@ class GatewayServer:
                             caller=incoming.caller_id, called=incoming.did_number,
                             extra={"session_id": incoming.session_id})
             socket.label = f"call {info.call_id}"
-            if len(self.calls) >= self.max_calls:
+            if self.slots.full:
                 log.warning("declining %s from %s: %d calls in progress (agent.max_calls)", socket.label,
-                            info.caller or "unknown", len(self.calls))
+                            info.caller or "unknown", self.slots.taken)
                 await socket.hang_up()
                 return
-            self.calls.add(socket)  # before the answer goes out, so two calls at once cannot both take the last place
-            try:
-                await socket.answer()
-                answered = True
-                log.info("answered %s from %s to %s", socket.label, info.caller or "unknown", info.called or "unknown")
-                reason = await self.handle(socket, info)
-            finally:
-                self.calls.discard(socket)
+            # Taken before the answer goes out, so two calls at once cannot both take the last place.
+            with self.slots.held():
+                self.calls.add(socket)
+                try:
+                    await socket.answer()
+                    answered = True
+                    log.info("answered %s from %s to %s", socket.label, info.caller or "unknown",
+                             info.called or "unknown")
+                    reason = await self.handle(socket, info)
+                finally:
+                    self.calls.discard(socket)
             log.info("%s ended: %s", socket.label, reason)
         except ConnectionClosed:
             log.info("%s: the gateway went away", socket.label)

@@ -62,7 +62,7 @@ def run_agent(settings: Settings) -> int:
         await llm.check_and_warn()
         await _warn_if_calls_are_skipped(agent.api)
         app = create_agent_app(agent, secret, settings.service.metrics, token, llm_status=llm.current,
-                               playground=Playground(settings, agent.engines))
+                               playground=Playground(settings, agent.engines, slots=agent.slots))
         server = _Server(server_config(app, settings.service, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         stopping = asyncio.create_task(stop.wait())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from zapvoice.agent.admission import CallSlots
 from zapvoice.agent.clock import Clock, MonotonicClock
 from zapvoice.agent.line import CallInfo
 from zapvoice.agent.zuckzapgo.call import ZuckZapGoCall, hang_up_quietly
@@ -26,8 +27,11 @@ RINGING = {"ringing", "connecting", "calling"}
 
 
 class ZuckZapGoAgent:
-    def __init__(self, settings: Settings, engines: Engines, api: ZuckZapGoAPI, clock: Clock | None = None):
+    def __init__(self, settings: Settings, engines: Engines, api: ZuckZapGoAPI, clock: Clock | None = None,
+                 slots: CallSlots | None = None):
+        """`slots`: the process's agent.max_calls, shared with the playground on the agent's port."""
         self.settings = settings
+        self.slots = slots or CallSlots(settings.agent.max_calls)
         self.engines = engines
         self.api = api
         self.clock = clock or MonotonicClock()
@@ -70,7 +74,8 @@ class ZuckZapGoAgent:
         call = self.calls[call_id] = self._call(call_id)
         self.poll_soon()
         try:
-            return await call.converse(CallInfo(call_id, "zuckzapgo", "outbound", called=phone))
+            with self.slots.held():
+                return await call.converse(CallInfo(call_id, "zuckzapgo", "outbound", called=phone))
         finally:
             self.calls.pop(call_id, None)
 
@@ -113,21 +118,22 @@ class ZuckZapGoAgent:
 
     async def _inbound(self, call_id: str, peer: str) -> None:
         caller = peer.split("@")[0]
-        if len(self.calls) >= self.settings.agent.max_calls:
+        if self.slots.full:
             log.warning("declining call %s from %s: %d calls in progress (agent.max_calls)",
-                        call_id, caller, len(self.calls))
+                        call_id, caller, self.slots.taken)
             await hang_up_quietly(self.api, call_id)
             return
         call = self.calls[call_id] = self._call(call_id, listed=True)
         try:
-            log.info("answering call %s from %s", call_id, caller)
-            try:
-                await self.api.answer(call_id)
-            except ZuckZapGoError as exc:
-                log.warning("cannot answer call %s: %s", call_id, exc.message)
-                return
-            call.answered.set()
-            await call.converse(CallInfo(call_id, "zuckzapgo", "inbound", caller=caller))
+            with self.slots.held():
+                log.info("answering call %s from %s", call_id, caller)
+                try:
+                    await self.api.answer(call_id)
+                except ZuckZapGoError as exc:
+                    log.warning("cannot answer call %s: %s", call_id, exc.message)
+                    return
+                call.answered.set()
+                await call.converse(CallInfo(call_id, "zuckzapgo", "inbound", caller=caller))
         finally:
             self.calls.pop(call_id, None)
 

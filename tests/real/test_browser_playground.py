@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,15 +49,21 @@ def microphone(real, tmp_path):
     return clip, wav
 
 
-@pytest.fixture()
-def browser(microphone, tmp_path):
+@contextlib.contextmanager
+def chromium_or_skip(wav: Path, profile: Path) -> Iterator:
     try:
-        with chromium_with_microphone(microphone[1], tmp_path / "profile") as context:
+        with chromium_with_microphone(wav, profile) as context:
             yield context
     except BrowserMissing as missing:
         if os.environ.get("ZAPVOICE_REAL_REQUIRED"):
             pytest.fail(f"no browser and ZAPVOICE_REAL_REQUIRED is set: {missing}")
         pytest.skip(str(missing))
+
+
+@pytest.fixture()
+def browser(microphone, tmp_path):
+    with chromium_or_skip(microphone[1], tmp_path / "profile") as context:
+        yield context
 
 
 def test_a_browser_talks_to_the_agent_and_sees_the_call(service, browser, microphone, real_engines, tmp_path):
@@ -106,3 +115,29 @@ def test_a_browser_talks_to_the_agent_and_sees_the_call(service, browser, microp
     assert [bars.nth(n).get_attribute("class") for n in range(bars.count())] == ["bar stt", "bar llm", "bar tts"]
     assert answer["user"] in page.locator("#turns .caller").inner_text()
     page.screenshot(path=str(shots / "call.png"), full_page=True)
+
+
+# Every AudioContext the page makes is kept where the test can see its state; the microphone is refused.
+NO_MICROPHONE = """
+window.contexts = [];
+const Context = window.AudioContext;
+window.AudioContext = class extends Context {
+  constructor(...args) { super(...args); window.contexts.push(this); }
+};
+navigator.mediaDevices.getUserMedia = () => Promise.reject(new Error("refused by the test"));
+"""
+
+
+def test_a_start_that_fails_closes_its_audio_context(make_service, tmp_path):
+    service = make_service()
+    wav = tmp_path / "silence.wav"
+    soundfile.write(wav, np.zeros(PIPELINE_RATE, np.float32), PIPELINE_RATE, subtype="PCM_16")
+    with chromium_or_skip(wav, tmp_path / "profile") as context:
+        page = context.new_page()
+        page.add_init_script(NO_MICROPHONE)
+        page.goto(f"{service.url}/playground")
+        page.click("#start")
+        page.wait_for_function("zapvoice.status === 'failed'", timeout=WAIT_MS)
+        assert page.evaluate("zapvoice.error") == "no microphone (refused by the test)"
+        page.wait_for_function("contexts.length === 1 && contexts[0].state === 'closed'", timeout=10_000)
+        assert not page.locator("#start").is_disabled()  # and the page can try again

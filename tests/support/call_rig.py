@@ -104,6 +104,13 @@ class UntilBotDone:
 
 
 @dataclass
+class EchoOn:
+    """From now on the caller's line echoes the bot, `echo` = (loss dB, delay s): a speakerphone turned on."""
+
+    echo: tuple[float, float]
+
+
+@dataclass
 class Press:
     """The caller presses phone keys (the transport calls pressed())."""
 
@@ -166,6 +173,10 @@ class CallRig:
                     return
                 if isinstance(step, Press):
                     self.conversation.pressed(step.digits)
+                    step = None
+                    continue
+                if isinstance(step, EchoOn):
+                    self.echo = step.echo
                     step = None
                     continue
             if isinstance(step, Say) and not queue:

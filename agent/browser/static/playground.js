@@ -25,6 +25,7 @@ const state = window.zapvoice = {
 
 let context = null, stream = null, socket = null, player = null;
 let lastVoiceAt = null, lastBurstEndAt = -Infinity, pendingRoundTrip = null;
+let keptBytes = 0; // of state.received, counted as it grows rather than summed for every frame
 const startButton = document.getElementById("start");
 const stopButton = document.getElementById("stop");
 const form = tokenForm(() => start());
@@ -86,8 +87,10 @@ function captured({ pcm, rms, at }) {
 
 function audio(data) {
   state.bytesReceived += data.byteLength;
-  const kept = state.received.reduce((n, chunk) => n + chunk.byteLength, 0);
-  if (kept < KEEP_RECEIVED_S * RATE * 2) state.received.push(data.slice(0));
+  if (keptBytes < KEEP_RECEIVED_S * RATE * 2) {
+    state.received.push(data.slice(0));
+    keptBytes += data.byteLength;
+  }
   player.port.postMessage(data, [data]);
 }
 
@@ -147,10 +150,17 @@ function hangUp() {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "hangup" }));
 }
 
-function finish() {
+// The microphone and the AudioContext, at the end of a call or of a start that failed: a context left open
+// keeps its audio rendering thread (and the device) for as long as the page stays.
+function release() {
   if (stream) stream.getTracks().forEach((track) => track.stop());
   if (context) context.close();
-  context = stream = socket = null;
+  context = stream = null;
+}
+
+function finish() {
+  release();
+  socket = null;
   state.callId = null;
   if (state.error) show("refused", state.error);
   else show("ended", state.ended || "the connection closed");
@@ -159,6 +169,7 @@ function finish() {
 }
 
 function fail(reason) {
+  release();
   state.error = reason;
   show("failed", reason);
   startButton.disabled = false;

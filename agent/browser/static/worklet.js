@@ -75,10 +75,6 @@ class Player extends AudioWorkletProcessor {
   }
 
   receive(data) {
-    if (data === "clear") {
-      this.read = this.written;
-      return;
-    }
     const pcm = new Int16Array(data);
     for (let i = 0; i < pcm.length; i++) this.ring[(this.written + i) % RING] = pcm[i] / 32768;
     this.written += pcm.length;

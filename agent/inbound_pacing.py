@@ -1,9 +1,9 @@
-"""A call's inbound audio held to real time.
+"""A call's inbound audio held to real time, for the transports whose peer streams audio as it is spoken
+(the 4143 gateway, the playground's page).
 
-A gateway sends a call's audio as it is spoken. Audio far ahead of the call's clock is a flood
-(a broken or hostile client), and decoding, resampling and listening to it would take the CPU
-the other calls need; so it is dropped before any of that. A gateway that fell behind (a network
-hiccup) may catch up, by the same margin at most.
+Audio far ahead of the call's clock is a flood (a broken or hostile client), and decoding,
+resampling and listening to it would take the CPU the other calls need; so it is dropped before
+any of that. A peer that fell behind (a network hiccup) may catch up, by the same margin at most.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ class Warns(Protocol):
 
 
 class RealTimeGate:
-    def __init__(self, socket: Warns, bytes_per_s: int, max_ahead_s: float, clock: Clock):
+    def __init__(self, socket: Warns, bytes_per_s: int, max_ahead_s: float, clock: Clock, limit_name: str):
+        """`limit_name`: where max_ahead_s comes from, for the warning."""
         self.socket = socket
+        self.limit_name = limit_name
         self.bytes_per_s = bytes_per_s
         self.max_ahead_s = max_ahead_s
         self.clock = clock
@@ -37,7 +39,7 @@ class RealTimeGate:
         if ahead > self.max_ahead_s:
             if not self._dropped:
                 self.socket.warn_once("audio ahead", f"audio {ahead:.1f} s ahead of real time: dropping what comes "
-                                                     f"faster (gateway.max_ahead_s {self.max_ahead_s:g})")
+                                                     f"faster ({self.limit_name} {self.max_ahead_s:g})")
             self._dropped += 1
             self._dropped_s += seconds
             return False
