@@ -402,9 +402,10 @@ class TurnSettings(Section):
         "sound stops sooner (a cough, a click).",
     )
     resume_quiet_ms: int = Field(
-        100, ge=20,
+        140, ge=20,
         description="Quiet after a sound too short to interrupt (turns.barge_in_min_ms) before paused output "
-        "resumes where it stopped; the sound's utterance stays open, so speech that goes on pauses it again.",
+        "resumes where it stopped; the sound's utterance stays open, so speech that goes on pauses it again. "
+        "Longer than the gaps inside words in the speech band (100 ms resumed the bot inside a caller's word).",
     )
     backchannels: CommaList = Field(
         ["uh-huh", "mm-hmm", "mhm", "mm", "hmm", "ah", "aha", "oh", "yeah", "yes", "yep", "okay", "ok",
