@@ -132,7 +132,7 @@ def mid_call_echo(tts, voice, stt) -> list[str]:
         after = echo_turned_on(tts, voice, stt, (loss, delay), delay_s=STT_S)
         print(f"echo {loss} dB {delay * 1000:.0f} ms: {before} → {after}", file=sys.stderr, flush=True)
         rows.append(f"| {loss} dB, {delay * 1000:.0f} ms | {before.echo_answered} → **{after.echo_answered}** | "
-                    f"{flag(before.reply_whole)} → **{flag(after.reply_whole)}** | {before.missing_ms:.0f} → "
+                    f"{'yes' if before.reply_whole else 'no'} → **{'yes' if after.reply_whole else 'no'}** | {before.missing_ms:.0f} → "
                     f"**{after.missing_ms:.0f}** | {before.own_echo} → **{after.own_echo}** | "
                     f"{'; '.join(after.transcripts)} |")
     return rows + [""]
