@@ -25,7 +25,8 @@ class SpeechBand:
         # this turns a power spectrum into the band's share of the frame's mean square.
         weights = np.where((freqs >= low_hz) & (freqs <= high_hz), 2.0, 0.0)
         weights[[0, -1]] /= 2
-        self._weights = weights / (size * np.sum(self.window ** 2))
+        self._window_power = float(np.sum(self.window ** 2))
+        self._weights = weights / (size * self._window_power)
 
     def power(self, frames: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
         """Per row of `frames`, the band's mean square. `kept` (rows × samples of 0/1) leaves samples out,
@@ -35,4 +36,4 @@ class SpeechBand:
         power = (np.square(spectrum.real) + np.square(spectrum.imag)) @ self._weights
         if kept is None:
             return power
-        return power * np.sum(self.window ** 2) / np.sum(np.square(window), axis=-1)
+        return power * self._window_power / np.sum(np.square(window), axis=-1)

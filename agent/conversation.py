@@ -230,10 +230,7 @@ class Conversation:
                     self._drop_speculative()
                     self.playout.resume()
                 if self._interrupting:
-                    if not self._heard_alone and self.echo is not None:
-                        self.echo.suspect()
-                    self._interrupting = False
-                    self.playout.resume()
+                    self._resume(held=False)
 
     def _follow_short_sound(self) -> None:
         """While output is paused at an onset: a barge-in once the sound lasts turns.barge_in_min_ms; output
@@ -252,10 +249,7 @@ class Conversation:
                 else:
                     self._barge_in()
             elif self.vad.quiet_ms >= self.turns.resume_quiet_ms and not self._could_be_echo():
-                if not self._heard_alone and self.echo is not None:
-                    self.echo.suspect()
-                self._interrupting, self._held = False, True
-                self.playout.resume()
+                self._resume(held=True)
         elif self._held and (not self.vad.in_speech or self.vad.quiet_ms == 0):
             self._held = False  # the utterance ended (noise) or goes on (maybe speech after all)
             if self.vad.in_speech and self._reply is not None:
@@ -265,11 +259,18 @@ class Conversation:
     def _could_be_echo(self) -> bool:
         return self.echo is not None and self.echo.could_be_echo()
 
+    def _resume(self, held: bool) -> None:
+        """Output back after a sound too short to interrupt; `held`: its utterance is still open. A sound never
+        heard when it could not be the bot's echo (it died with the bot's audio) makes the canceller suspect one."""
+        if not self._heard_alone and self.echo is not None:
+            self.echo.suspect()
+        self._interrupting, self._held = False, held
+        self.playout.resume()
+
     def _drop_echo(self) -> None:
-        self._held = False
         if self._interrupting:
-            self._interrupting = False
-            self.playout.resume()
+            self._resume(held=False)
+        self._held = False
 
     def _barge_in(self, by_caller: bool = True) -> None:
         """The caller is really talking over the bot (or pressed keys; `by_caller` False: we end the call over
@@ -304,7 +305,7 @@ class Conversation:
             if echo:  # the utterance ends here, dropped; what the line brings next is judged as possible echo
                 if self.echo is not None:
                     self.echo.heard_itself()
-                if (ended := self.end_of_turn.vad.end_turn(utterance)) is not None:
+                if (ended := self.vad.end_turn(utterance)) is not None:
                     self._on_vad(ended)
                     return
             if contest.ended is not None:

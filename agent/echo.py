@@ -83,8 +83,6 @@ class EchoDetector:
         self._band_line = np.full(size, LINE_FLOOR_DBFS)  # the same blocks in the speech band
         self._next = 0
         self._blocks = 0
-        self._last_line_dbfs = LINE_FLOOR_DBFS
-        self._last_band_dbfs = LINE_FLOOR_DBFS
         self.echo: bool | None = None
 
     def bot_audible(self) -> bool:
@@ -98,15 +96,17 @@ class EchoDetector:
         """For the block just added while the echo is suspected, not known: 1 if it is louder than any echo of
         what the bot played could be, else the gain that brings it down to the line's own level (its 10th
         percentile)."""
-        if self._last_line_dbfs > self._recent_reference().max() - WORST_LOSS_DB + GATE_MARGIN_DB:
+        newest = self._next - 1
+        if self._line[newest] > self._recent_reference().max() - WORST_LOSS_DB + GATE_MARGIN_DB:
             return 1.0
-        return float(10 ** (min(0.0, self.line_floor_dbfs() - self._last_band_dbfs) / 20))
+        return float(10 ** (min(0.0, self.line_floor_dbfs() - self._band_line[newest]) / 20))
 
-    def band_level_dbfs(self, pcm: np.ndarray) -> float:
-        """A block's level as the VAD measures it, in the speech band: the gate and the lift bring blocks to
-        the line's own level there, where a hum below the band cannot hide an echo."""
-        power = float(self._band.power(pcm.astype(np.float64))) / 32768.0 ** 2
-        return 10.0 * np.log10(max(power, 1e-10))
+    def band_levels_dbfs(self, blocks: np.ndarray) -> np.ndarray:
+        """Each block's level (rows of int16-scaled samples) as the VAD measures it, in the speech band: the
+        gate and the lift bring blocks to the line's own level there, where a hum below the band cannot hide
+        an echo. One rfft for a whole chunk's blocks."""
+        power = self._band.power(np.asarray(blocks, np.float64)) / 32768.0 ** 2
+        return 10.0 * np.log10(np.maximum(power, 1e-10))
 
     def line_floor_dbfs(self) -> float:
         """The line's own level in the speech band: the 10th percentile of its recent 10 ms levels (echo and
@@ -115,15 +115,16 @@ class EchoDetector:
         tenth = (levels.size - 1) // 10  # nearest rank: a partial sort, not np.percentile's full one, per block
         return float(np.partition(levels, tenth)[tenth])
 
-    def add(self, reference: np.ndarray, line: np.ndarray) -> None:
-        """One 10 ms block: what the far end played and what the line brought at the same time (int16)."""
+    def add(self, reference: np.ndarray, line: np.ndarray, band_dbfs: float | None = None) -> None:
+        """One 10 ms block: what the far end played and what the line brought at the same time (int16);
+        `band_dbfs`: the line block's band level when measured already, with its chunk's others."""
+        if band_dbfs is None:
+            band_dbfs = float(self.band_levels_dbfs(line[np.newaxis])[0])
         self._reference[self._next] = max(_level_dbfs(reference), REFERENCE_FLOOR_DBFS)
         self._line[self._next] = max(_level_dbfs(line), LINE_FLOOR_DBFS)
-        self._band_line[self._next] = max(self.band_level_dbfs(line), LINE_FLOOR_DBFS)
+        self._band_line[self._next] = max(band_dbfs, LINE_FLOOR_DBFS)
         self._next = (self._next + 1) % self._reference.size
         self._blocks += 1
-        self._last_line_dbfs = self._line[self._next - 1]
-        self._last_band_dbfs = self._band_line[self._next - 1]
         if self.echo is not True and self._blocks >= self._line.size and self._blocks % JUDGE_EVERY_BLOCKS == 0:
             self._judge()
 
@@ -217,10 +218,11 @@ class EchoCanceller:
         first = self._pending_start if self._pending.size else max(self._pending_start, arrived_end - samples.size)
         out = np.empty(whole, np.float32)
         pcm = to_int16(block[:whole])
+        band_dbfs = self.detector.band_levels_dbfs(pcm.reshape(-1, BLOCK)).tolist()
         for offset in range(0, whole, BLOCK):
             reference = self._reference_at(first + offset)
             line = pcm[offset:offset + BLOCK]
-            self.detector.add(reference, line)
+            self.detector.add(reference, line, band_dbfs[offset // BLOCK])
             self._apm.process_reverse_stream(self._rtc.AudioFrame(reference.tobytes(), PIPELINE_RATE, 1, BLOCK))
             capture = self._rtc.AudioFrame(line.tobytes(), PIPELINE_RATE, 1, BLOCK)
             self._apm.set_stream_delay_ms(0)
@@ -241,7 +243,7 @@ class EchoCanceller:
         """Gain that lifts a block AEC3 suppressed below the line's own level back to it. AEC3 turns down
         the whole line while it removes an echo, background included, which comes back in the bot's
         pauses: on a humming line that rise looked like the caller starting to talk."""
-        level = self.detector.band_level_dbfs(cancelled * 32768.0)
+        level = float(self.detector.band_levels_dbfs(cancelled[np.newaxis] * 32768.0)[0])
         return float(10 ** (min(MAX_LIFT_DB, max(0.0, self.detector.line_floor_dbfs() - level)) / 20))
 
     def _reference_at(self, at: int) -> np.ndarray:

@@ -144,7 +144,7 @@ def _levels_dbfs(frames: np.ndarray, band: SpeechBand) -> np.ndarray:
     offset = np.arange(slices.shape[1]) - np.argmax(bursts, axis=1)[:, None]
     impulsive = np.max(bursts, axis=1, initial=0.0) >= IMPULSE_SHARE * slices.sum(axis=1)
     popped = impulsive[:, None] & (offset >= 0) & (offset < IMPULSE_SLICES)
-    power = band.power(centred, np.repeat(~popped, SLICE, axis=1))
+    power = band.power(centred, np.repeat(~popped, SLICE, axis=1) if impulsive.any() else None)
     # fmax turns digital silence (and NaN from corrupt input) into SILENCE_DBFS.
     return 10.0 * np.log10(np.fmax(power, 10 ** (SILENCE_DBFS / 10)))
 
